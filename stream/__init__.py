@@ -1,0 +1,1 @@
+"""Inference, normalization, rendering and the pipeline that wires them together."""

@@ -1,0 +1,173 @@
+"""Typed configuration: dataclass defaults, overridden by ``config.toml``, then by flags.
+
+Every default lives here once; the repository's ``config.toml`` spells the
+same values out for users to edit (a test keeps the two in step).  Loading is
+strict: an unknown section or key, or a value of the wrong type, is an error
+that names the key, because a silently ignored typo is worse than a refusal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from stream.colormap import COLORMAPS
+from stream.errors import UserError
+
+OFFICIAL_WEIGHTS_URL = (
+    "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"
+)
+# SHA-256 of the official file (85,761,505 bytes); its first 8 hex digits are the
+# "70d6b9c8" that torch hub's older name for the same file carries.
+OFFICIAL_WEIGHTS_SHA256 = "70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca"
+LAYOUTS = ("depth", "side-by-side")
+
+
+@dataclass
+class ModelConfig:
+    """Which weights to run and how many CPU threads torch may use."""
+
+    weights: str = ""
+    weights_url: str = OFFICIAL_WEIGHTS_URL
+    weights_sha256: str = OFFICIAL_WEIGHTS_SHA256
+    cache_dir: str = ""
+    threads: int = 0
+
+
+@dataclass
+class NormalizeConfig:
+    """EMA-smoothed robust range, so colours hold still between frames."""
+
+    low_percentile: float = 2.0
+    high_percentile: float = 98.0
+    ema: float = 0.1
+
+
+@dataclass
+class RenderConfig:
+    """How a depth map becomes a picture."""
+
+    colormap: str = "inferno"
+    layout: str = "depth"
+
+
+@dataclass
+class OutputConfig:
+    """H.264 encoder settings for recordings."""
+
+    crf: int = 23
+    preset: str = "veryfast"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def cache_dir(self) -> Path:
+        """Where downloaded weights and traced models live (XDG cache by default)."""
+        if self.model.cache_dir:
+            return Path(self.model.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(base) / "depthstream"
+
+
+def _check_type(where: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) and expected is not bool:
+        raise UserError(f"config: {where} must be {expected.__name__}, got a boolean")
+    if not isinstance(value, expected):
+        raise UserError(
+            f"config: {where} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _validate(cfg: Config) -> None:
+    n = cfg.normalize
+    if not 0 <= n.low_percentile < n.high_percentile <= 100:
+        raise UserError(
+            "config: normalize.low_percentile and normalize.high_percentile must satisfy "
+            f"0 <= low < high <= 100 (got {n.low_percentile}, {n.high_percentile})"
+        )
+    if not 0 < n.ema <= 1:
+        raise UserError(f"config: normalize.ema must be in (0, 1], got {n.ema}")
+    if cfg.render.colormap not in COLORMAPS:
+        raise UserError(
+            f"config: render.colormap {cfg.render.colormap!r} is not one of {', '.join(COLORMAPS)}"
+        )
+    if cfg.render.layout not in LAYOUTS:
+        raise UserError(
+            f"config: render.layout {cfg.render.layout!r} is not one of {', '.join(LAYOUTS)}"
+        )
+    if cfg.model.threads < 0:
+        raise UserError(
+            f"config: model.threads must be >= 0 (0 = all cores), got {cfg.model.threads}"
+        )
+    if not 0 <= cfg.output.crf <= 51:
+        raise UserError(f"config: output.crf must be in 0..51, got {cfg.output.crf}")
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a validated :class:`Config` from parsed TOML, naming any bad key."""
+    sections: dict[str, Any] = {}
+    section_types = get_type_hints(Config)
+    for name, table in data.items():
+        if name not in section_types:
+            raise UserError(f"config: unknown section [{name}] (known: {', '.join(section_types)})")
+        if not isinstance(table, dict):
+            raise UserError(f"config: [{name}] must be a table")
+        cls = section_types[name]
+        hints = get_type_hints(cls)
+        values = {}
+        for key, value in table.items():
+            if key not in hints:
+                raise UserError(f"config: unknown key {name}.{key} (known: {', '.join(hints)})")
+            values[key] = _check_type(f"{name}.{key}", value, hints[key])
+        sections[name] = cls(**values)
+    cfg = Config(**sections)
+    _validate(cfg)
+    return cfg
+
+
+def default_config_path() -> Path | None:
+    """``DEPTHSTREAM_CONFIG``, else ``./config.toml`` when present, else built-in defaults."""
+    env = os.environ.get("DEPTHSTREAM_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load ``path`` (or the default location); missing explicit files are an error."""
+    path = Path(path) if path is not None else default_config_path()
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"config: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config: {path} is not valid TOML: {exc}") from None
+    return config_from_dict(data)
+
+
+def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """Return ``cfg`` with the given non-``None`` values replaced (command-line flags)."""
+    changed = {}
+    for name, values in sections.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        changed[name] = dataclasses.replace(getattr(cfg, name), **values)
+    out = dataclasses.replace(cfg, **changed)
+    _validate(out)
+    return out

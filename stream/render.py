@@ -1,0 +1,60 @@
+"""Depth to picture: smoothed normalization, colour map, layout, warning stamp."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from stream.colormap import Colorizer
+from stream.estimator import DepthMap
+from stream.normalizer import EmaNormalizer
+
+UNTRAINED_STAMP = "UNTRAINED WEIGHTS"
+
+
+def draw_stamp(image: np.ndarray, text: str) -> None:
+    """Write ``text`` in red with a dark outline across the top-left, in place."""
+    scale = max(image.shape[1] / 640.0, 0.5)
+    thickness = max(round(2 * scale), 1)
+    origin = (int(10 * scale) + 2, int(34 * scale) + 4)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, text, origin, font, scale, (0, 0, 0), thickness + 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, font, scale, (0, 0, 255), thickness, cv2.LINE_AA)
+
+
+class DepthRenderer:
+    """Renders frames as BGR images (heat map alone, or original | heat map).
+
+    ``stamp`` is written on every image; it is how untrained weights are
+    marked, so it cannot be switched off once set.
+    """
+
+    def __init__(
+        self,
+        normalizer: EmaNormalizer,
+        colorizer: Colorizer,
+        layout: str = "depth",
+        stamp: str | None = None,
+    ) -> None:
+        self.normalizer = normalizer
+        self.colorizer = colorizer
+        self.layout = layout
+        self.stamp = stamp
+        self._canvas: np.ndarray | None = None
+
+    def render(self, rgb: np.ndarray, depth: DepthMap) -> np.ndarray:
+        """The view for one frame; a reused buffer, valid until the next call."""
+        self.normalizer.update(depth.raw)
+        heat = self.colorizer(self.normalizer.apply(depth.depth))
+        if self.layout == "side-by-side":
+            h, w = heat.shape[:2]
+            if self._canvas is None or self._canvas.shape != (h, 2 * w, 3):
+                self._canvas = np.empty((h, 2 * w, 3), np.uint8)
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=self._canvas[:, :w])
+            self._canvas[:, w:] = heat
+            view = self._canvas
+        else:
+            view = heat
+        if self.stamp:
+            draw_stamp(view, self.stamp)
+        return view

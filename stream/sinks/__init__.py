@@ -1,0 +1,1 @@
+"""Where rendered frames go: files now, windows and browsers later."""

@@ -1,0 +1,50 @@
+"""H.264 MP4 recording of rendered frames with PyAV."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from stream.errors import UserError
+
+
+class Mp4Recorder:
+    """Encodes BGR frames to an H.264/yuv420p MP4; the stream opens on the first frame.
+
+    yuv420p needs even dimensions, so an odd last row or column is cropped.
+    """
+
+    def __init__(
+        self, path: str | Path, fps: float, crf: int = 23, preset: str = "veryfast"
+    ) -> None:
+        self.path = Path(path)
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.options = {"crf": str(crf), "preset": preset}
+        try:
+            self._container = av.open(str(self.path), mode="w")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise UserError(f"cannot write {self.path}: {exc}") from None
+        self._stream: av.VideoStream | None = None
+        self.frames = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        h, w = (bgr.shape[0] // 2) * 2, (bgr.shape[1] // 2) * 2
+        if self._stream is None:
+            self._stream = self._container.add_stream(
+                "libx264", rate=self.rate, options=self.options
+            )
+            self._stream.width, self._stream.height = w, h
+            self._stream.pix_fmt = "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr[:h, :w]), format="bgr24")
+        frame.pts = self.frames
+        frame.time_base = 1 / self.rate
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._container.mux(self._stream.encode(None))
+        self._container.close()

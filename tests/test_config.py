@@ -1,0 +1,73 @@
+"""config.toml holds every default, and bad keys or types are named."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from stream.config import Config, load_config, with_overrides
+from stream.errors import UserError
+from tests.conftest import ROOT, assert_clean_error, run_cli
+
+
+def test_repository_config_spells_out_every_default() -> None:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "config.toml").read_text())
+    defaults = dataclasses.asdict(Config())
+    assert data == defaults
+    assert load_config(ROOT / "config.toml") == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[model]\nthreds = 2\n", "model.threds"),
+        ("[modle]\n", "[modle]"),
+        ("[model]\nthreads = 'two'\n", "model.threads"),
+        ("[normalize]\nema = true\n", "normalize.ema"),
+        ("[normalize]\nema = 0.0\n", "normalize.ema"),
+        ("[normalize]\nlow_percentile = 99.0\n", "low_percentile"),
+        ("[render]\ncolormap = 'rainbow'\n", "render.colormap"),
+        ("[render]\nlayout = 'stacked'\n", "render.layout"),
+        ("model = 3\n", "[model]"),
+        ("[model\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match="config") as err:
+        load_config(path)
+    assert named in str(err.value)
+
+
+def test_ints_are_accepted_for_floats_and_flags_override(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[normalize]\nema = 1\n[render]\ncolormap = 'turbo'\n")
+    cfg = load_config(path)
+    assert cfg.normalize.ema == 1.0 and isinstance(cfg.normalize.ema, float)
+    cfg = with_overrides(cfg, render={"colormap": "gray", "layout": None})
+    assert cfg.render.colormap == "gray" and cfg.render.layout == "depth"
+
+
+def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot read"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_cli_names_the_bad_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[render]\ncolour = 'inferno'\n")
+    proc = run_cli(
+        "image",
+        str(ROOT / "tests/data/cases/chelsea/chelsea.png"),
+        "--config",
+        str(bad),
+        "--weights",
+        "synthetic",
+        cwd=tmp_path,
+    )
+    assert "render.colour" in assert_clean_error(proc)

@@ -1,0 +1,144 @@
+"""The network and preprocessing reproduce the official MiDaS small outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from capture.image import read_image
+from stream.estimator import DepthEstimator
+from stream.model.midas_small import MidasSmall
+from stream.model.trace import cache_path, load_or_trace
+from stream.transform import network_size, to_net_input
+from tests.conftest import DATA
+
+LOCAL_CASES = sorted(p for p in (DATA / "cases").iterdir() if p.is_dir())
+SHARED_CASES = ("astronaut", "chelsea", "coffee", "rocket", "camera")
+
+
+def _image(case: Path) -> Path:
+    return next(p for p in case.iterdir() if p.suffix in (".png", ".jpg"))
+
+
+def _rel_err(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.abs(got - want).max() / (want.max() - want.min()))
+
+
+def check_case(case: Path, estimator: DepthEstimator) -> None:
+    rgb = read_image(_image(case))
+    net_input = to_net_input(rgb)
+    np.testing.assert_array_equal(net_input, np.load(case / "net_input.npy"))
+    result = estimator(rgb)
+    raw, resized = np.load(case / "raw_output.npy"), np.load(case / "output_resized.npy")
+    assert result.raw.shape == raw.shape and result.depth.shape == resized.shape
+    assert result.raw.dtype == np.float32 and result.depth.dtype == np.float32
+    assert _rel_err(result.raw, raw) <= 1e-4
+    assert _rel_err(result.depth, resized) <= 1e-4
+
+
+def test_state_dict_layout_is_the_official_one() -> None:
+    """Key names, order and shapes equal the official checkpoint's, so it loads strictly."""
+    official = json.loads((DATA / "state_dict_keys.json").read_text())
+    model = MidasSmall()
+    ours = model.state_dict()
+    assert [e["key"] for e in official] == list(ours)
+    for entry in official:
+        assert list(ours[entry["key"]].shape) == entry["shape"], entry["key"]
+    assert sum(p.numel() for p in model.parameters()) == 21_320_545
+
+
+@pytest.mark.parametrize("case", LOCAL_CASES, ids=lambda p: p.name)
+def test_parity_on_bundled_cases(case: Path, estimator: DepthEstimator) -> None:
+    """Preprocessing is bit-exact; traced output is within 1e-4 of the output range."""
+    check_case(case, estimator)
+
+
+@pytest.mark.parametrize("name", SHARED_CASES)
+def test_parity_on_all_shared_cases(name: str, shared: Path, estimator: DepthEstimator) -> None:
+    check_case(shared / "reference" / "midas_small_synthetic" / "cases" / name, estimator)
+
+
+def test_eager_single_thread_is_bit_exact(synthetic_model) -> None:
+    """With the reference's thread count the eager network matches to the last bit."""
+    case = DATA / "cases" / "chelsea"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            out = synthetic_model.model(torch.from_numpy(np.load(case / "net_input.npy"))[None])
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(out[0].numpy(), np.load(case / "raw_output.npy"))
+
+
+def test_traced_equals_eager(synthetic_model, tmp_path: Path) -> None:
+    x = torch.from_numpy(to_net_input(read_image(_image(DATA / "cases" / "camera"))))[None]
+    traced = load_or_trace(
+        synthetic_model.model, synthetic_model.digest, tuple(x.shape[2:]), tmp_path
+    )
+    assert isinstance(traced, torch.jit.ScriptModule)
+    with torch.inference_mode():
+        torch.testing.assert_close(traced(x), synthetic_model.model(x), rtol=0, atol=1e-4)
+
+
+def test_trace_cache_is_reused_and_rebuilt_when_corrupt(
+    synthetic_model, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shape = (64, 96)
+    path = cache_path(tmp_path, synthetic_model.digest, shape)
+    assert torch.__version__.replace("+", "_") in path.name and "64x96" in path.name
+    with caplog.at_level(logging.INFO, logger="depthstream"):
+        load_or_trace(synthetic_model.model, synthetic_model.digest, shape, tmp_path)
+        assert path.is_file() and "tracing" in caplog.text
+        caplog.clear()
+        load_or_trace(synthetic_model.model, synthetic_model.digest, shape, tmp_path)
+        assert "tracing" not in caplog.text
+        path.write_bytes(b"not a torchscript archive")
+        module = load_or_trace(synthetic_model.model, synthetic_model.digest, shape, tmp_path)
+        assert "unreadable" in caplog.text
+    with torch.inference_mode():
+        assert module(torch.zeros(1, 3, *shape)).shape == (1, *shape)
+    assert not list(path.parent.glob(".trace.*"))
+
+
+def test_other_weights_get_their_own_cache_entry(synthetic_model, tmp_path: Path) -> None:
+    a = cache_path(tmp_path, synthetic_model.digest, (256, 256))
+    b = cache_path(tmp_path, "0" * 64, (256, 256))
+    c = cache_path(tmp_path, synthetic_model.digest, (192, 256))
+    assert len({a, b, c}) == 3
+
+
+@pytest.mark.parametrize(
+    ("hw", "net"),
+    [
+        ((512, 512), (256, 256)),
+        ((300, 451), (160, 256)),
+        ((480, 640), (192, 256)),
+        ((272, 640), (96, 256)),
+        ((640, 100), (256, 32)),
+        # 144 / 32 = 4.5: numpy rounds half to even, as the official transform does
+        ((1080, 1920), (128, 256)),
+    ],
+)
+def test_network_size_keeps_aspect_with_multiples_of_32(hw, net) -> None:
+    assert network_size(*hw) == net
+
+
+def test_gray_and_rgba_are_read_like_the_official_reader(tmp_path: Path) -> None:
+    """Gray becomes three equal channels; alpha is dropped, colour kept."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (40, 60, 4), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    cv2.imwrite(str(tmp_path / "a.png"), rgba)
+    g = read_image(tmp_path / "g.png")
+    assert g.shape == (40, 60, 3) and (g == gray[..., None]).all()
+    a = read_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(a, rgba[..., 2::-1])

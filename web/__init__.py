@@ -1,0 +1,1 @@
+"""Browser delivery over WebRTC (aiohttp + aiortc)."""
