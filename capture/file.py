@@ -1,30 +1,35 @@
-"""Video files decoded with PyAV, every frame, in order.
+"""Video files decoded with PyAV.
 
-Damaged files are common in the wild: a packet that fails to decode is
-skipped and counted, and decoding goes on with the next one.  A file that
-cannot be opened at all is a :class:`UserError`.
+Offline mode hands over every frame as fast as the consumer takes them (for
+recording a file).  Live mode paces frames at the file's own rate, so a file
+stands in for a camera, and can loop.  A file that cannot be opened at all is a
+:class:`UserError`; packets that fail to decode are skipped and counted.
 """
 
 from __future__ import annotations
 
-import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 
+from capture.decode import decode_rgb
 from capture.frame import Frame
+from capture.status import ENDED, SourceStatus
 from stream.errors import UserError
-
-log = logging.getLogger("depthstream")
 
 
 class FileSource:
     """Iterates the frames of one video file as RGB :class:`Frame` records."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, live: bool = False, loop: bool = False) -> None:
         self.path = Path(path)
+        self.live = live
+        self.loop = loop
+        self.status = SourceStatus()
+        self._closed = threading.Event()
         if not self.path.is_file():
             raise UserError(f"{self.path}: no such file")
         try:
@@ -36,7 +41,6 @@ class FileSource:
             raise UserError(f"{self.path}: has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self.corrupt_packets = 0
 
     @property
     def fps(self) -> float:
@@ -50,22 +54,37 @@ class FileSource:
 
     @property
     def frame_count(self) -> int | None:
-        return self._stream.frames or None
+        return None if self.loop else (self._stream.frames or None)
 
     def __iter__(self) -> Iterator[Frame]:
         seq = 0
-        time_base = self._stream.time_base
-        for packet in self._container.demux(self._stream):
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as exc:
-                self.corrupt_packets += 1
-                log.debug("skipping undecodable packet in %s: %s", self.path, exc)
-                continue
-            for frame in frames:
-                pts = float(frame.pts * time_base) if frame.pts is not None else None
-                yield Frame(frame.to_ndarray(format="rgb24"), seq, pts, time.monotonic())
+        offset = 0.0
+        start: float | None = None
+        while not self._closed.is_set():
+            last_pts: float | None = None
+            for rgb, pts in decode_rgb(self._container, self.status):
+                # Files with missing or stuck timestamps are paced at the nominal rate.
+                if last_pts is not None and (pts is None or pts <= last_pts):
+                    pts = last_pts + 1.0 / self.fps
+                last_pts = pts if pts is not None else 0.0
+                if self.live:
+                    start = start if start is not None else time.monotonic() - offset - last_pts
+                    delay = start + offset + last_pts - time.monotonic()
+                    if delay > 0 and self._closed.wait(delay):
+                        return
+                yield Frame(rgb, seq, offset + last_pts, time.monotonic())
                 seq += 1
+            if not self.loop or last_pts is None:
+                break
+            offset += last_pts + 1.0 / self.fps
+            self._container.seek(0)
+        self.status.state = ENDED
+
+    def stop(self) -> None:
+        """Wake a paced wait and end iteration (safe from any thread)."""
+        self._closed.set()
 
     def close(self) -> None:
+        """Release the file; call after the reading thread has finished."""
+        self._closed.set()
         self._container.close()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -13,18 +17,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from capture.file import FileSource
 from capture.image import read_image
-from capture.sample import SAMPLE_NAME, SAMPLE_PATH
+from capture.sample import SAMPLE_NAME
+from capture.spec import open_source
 from stream.colormap import COLORMAPS, Colorizer
 from stream.config import LAYOUTS, Config, load_config, with_overrides
 from stream.errors import UserError
 from stream.estimator import DepthEstimator
 from stream.model.weights import choose_weights, load_model
 from stream.normalizer import EmaNormalizer
-from stream.pipeline import Pipeline
+from stream.pipeline import Pipeline, Sink
 from stream.render import UNTRAINED_STAMP, DepthRenderer
 from stream.sinks.mp4 import Mp4Recorder
+from stream.sinks.window import WindowDisplay, check_display
 
 log = logging.getLogger("depthstream")
 
@@ -73,13 +78,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     image.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the image")
 
-    run = commands.add_parser("run", parents=[common], help="depth video from a file or 'sample'")
-    run.add_argument("source", metavar="SOURCE", help=f"video file, or '{SAMPLE_NAME}'")
-    run.add_argument(
-        "--record", metavar="OUT.mp4", help="H.264 MP4 to write (default: <source name>_depth.mp4)"
+    run = commands.add_parser(
+        "run", parents=[common], help="live depth from a camera, stream or file"
     )
+    run.add_argument(
+        "source",
+        metavar="SOURCE",
+        help=f"camera index or /dev/videoN, rtsp:// or http(s):// URL, video file, "
+        f"or '{SAMPLE_NAME}'",
+    )
+    run.add_argument(
+        "--display",
+        choices=("window", "none"),
+        default="window",
+        help="show an OpenCV window (default) or run headless",
+    )
+    run.add_argument("--record", metavar="OUT.mp4", help="record what is shown as H.264 MP4")
     run.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
-    run.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    run.add_argument(
+        "--mode",
+        choices=("live", "offline"),
+        help="files only: pace at the file's frame rate (live) or process every "
+        "frame as fast as possible (offline; default with --display none "
+        "--record)",
+    )
+    run.add_argument("--loop", action="store_true", help="files only: start again at the end")
+    run.add_argument("--frames", type=int, metavar="N", help="stop after N processed frames")
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    run.add_argument("--stats-json", metavar="PATH", help="write the run's figures here at exit")
+    run.add_argument(
+        "--snapshot-dir",
+        metavar="DIR",
+        default=".",
+        help="where the 's' key saves snapshots (default: .)",
+    )
+    run.add_argument("--no-overlay", action="store_true", help="no fps/latency text on the view")
     return parser
 
 
@@ -159,43 +192,75 @@ def cmd_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_source(spec: str) -> FileSource:
-    return FileSource(SAMPLE_PATH if spec == SAMPLE_NAME else spec)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.frames is not None and args.frames < 1:
         raise UserError("--frames must be at least 1")
-    source = _open_source(args.source)
-    estimator, stamp = _estimator(cfg, args.weights)
-    estimator.warm_up(*source.size)
-    stem = Path(args.source).stem
-    recorder = Mp4Recorder(
-        args.record or f"{stem}_depth.mp4", source.fps, cfg.output.crf, cfg.output.preset
-    )
-    total = min(filter(None, (source.frame_count, args.frames)), default=None)
-    bar = tqdm(total=total, unit="frame", desc="depth", file=sys.stderr, dynamic_ncols=True)
+    if args.duration is not None and args.duration <= 0:
+        raise UserError("--duration must be positive")
+    window = args.display == "window"
+    if window:
+        check_display()
+    offline = args.mode == "offline" if args.mode else (not window and bool(args.record))
+    source = open_source(args.source, cfg, live_file=not offline, loop=args.loop)
+    try:
+        estimator, stamp = _estimator(cfg, args.weights)
+        estimator.warm_up(*source.size)
+        recorder = (
+            Mp4Recorder(args.record, source.fps, cfg.output.crf, cfg.output.preset)
+            if args.record
+            else None
+        )
+    except BaseException:
+        source.close()
+        raise
+    sinks: list[Sink] = []
+    if recorder is not None:
+        if offline:
+            sinks.append(lambda r: recorder.write(r.view))
+        else:
+            start = time.monotonic()
+            sinks.append(lambda r: recorder.write(r.view, r.frame.captured_at - start))
+    bar = None
+    if offline:
+        total = min(filter(None, (source.frame_count, args.frames)), default=None)
+        bar = tqdm(total=total, unit="frame", desc="depth", file=sys.stderr, dynamic_ncols=True)
+        sinks.append(lambda _r: bar.update())
     pipeline = Pipeline(
         source,
         estimator,
         _renderer(cfg, stamp),
-        sinks=[lambda _f, _d, view: recorder.write(view), lambda *_: bar.update()],
+        sinks,
+        queue_size=cfg.pipeline.queue_size,
         max_frames=args.frames,
+        overlay=not args.no_overlay,
+        log_interval=cfg.output.log_interval,
     )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: pipeline.stop())
+    timer = threading.Timer(args.duration, pipeline.stop) if args.duration else None
     try:
-        stats = pipeline.run()
+        if timer:
+            timer.start()
+        if window:
+            pipeline.start()
+            WindowDisplay(Path(args.snapshot_dir)).run(pipeline)
+        else:
+            pipeline.run()
     finally:
-        bar.close()
-        recorder.close()
-        source.close()
-    if source.corrupt_packets:
-        log.warning(
-            "%d undecodable packet(s) in %s were skipped", source.corrupt_packets, args.source
-        )
-    if stats.frames_processed == 0:
-        raise UserError(f"{args.source}: no frame could be decoded")
-    log.info("%d frames -> %s", stats.frames_processed, recorder.path)
+        if timer:
+            timer.cancel()
+        pipeline.join()
+        if bar is not None:
+            bar.close()
+        if recorder is not None:
+            recorder.close()
+    summary = pipeline.summary()
+    log.info("%s", summary)
+    if args.stats_json:
+        _write(Path(args.stats_json), lambda p: p.write_text(json.dumps(summary, indent=2)))
+    if summary["frames_processed"] == 0:
+        raise UserError(f"{args.source}: no frame could be processed")
     return 0
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from capture.camera import CameraOptions
+from capture.network import NetworkOptions
 from stream.colormap import COLORMAPS
 from stream.errors import UserError
 
@@ -57,10 +59,18 @@ class RenderConfig:
 
 @dataclass
 class OutputConfig:
-    """H.264 encoder settings for recordings."""
+    """Recording encoder settings and how often a live run logs its figures."""
 
     crf: int = 23
     preset: str = "veryfast"
+    log_interval: float = 5.0
+
+
+@dataclass
+class PipelineConfig:
+    """Frames waiting between capture and inference (live sources keep the newest)."""
+
+    queue_size: int = 1
 
 
 @dataclass
@@ -69,6 +79,9 @@ class Config:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    camera: CameraOptions = field(default_factory=CameraOptions)
+    network: NetworkOptions = field(default_factory=NetworkOptions)
 
     def cache_dir(self) -> Path:
         """Where downloaded weights and traced models live (XDG cache by default)."""
@@ -113,6 +126,15 @@ def _validate(cfg: Config) -> None:
         )
     if not 0 <= cfg.output.crf <= 51:
         raise UserError(f"config: output.crf must be in 0..51, got {cfg.output.crf}")
+    if cfg.pipeline.queue_size < 1:
+        raise UserError(f"config: pipeline.queue_size must be >= 1, got {cfg.pipeline.queue_size}")
+    if cfg.network.transport not in ("tcp", "udp"):
+        raise UserError(
+            f"config: network.transport must be tcp or udp, got {cfg.network.transport!r}"
+        )
+    for key in ("open_timeout", "read_timeout", "reconnect_initial", "reconnect_max"):
+        if getattr(cfg.network, key) <= 0:
+            raise UserError(f"config: network.{key} must be > 0")
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -8,18 +8,15 @@ import numpy as np
 from stream.colormap import Colorizer
 from stream.estimator import DepthMap
 from stream.normalizer import EmaNormalizer
+from stream.overlay import draw_text
 
 UNTRAINED_STAMP = "UNTRAINED WEIGHTS"
 
 
 def draw_stamp(image: np.ndarray, text: str) -> None:
-    """Write ``text`` in red with a dark outline across the top-left, in place."""
+    """Write ``text`` in red across the top-left, in place."""
     scale = max(image.shape[1] / 640.0, 0.5)
-    thickness = max(round(2 * scale), 1)
-    origin = (int(10 * scale) + 2, int(34 * scale) + 4)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(image, text, origin, font, scale, (0, 0, 0), thickness + 3, cv2.LINE_AA)
-    cv2.putText(image, text, origin, font, scale, (0, 0, 255), thickness, cv2.LINE_AA)
+    draw_text(image, text, (int(10 * scale) + 2, int(34 * scale) + 4), scale, (0, 0, 255))
 
 
 class DepthRenderer:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -13,16 +11,10 @@ import pytest
 from capture.file import FileSource
 from capture.sample import SAMPLE_PATH
 from tests.conftest import DATA, assert_clean_error, run_cli
+from tests.media import count_frames, short_clip
 
 CHELSEA = DATA / "cases" / "chelsea" / "chelsea.png"
 CAMERA = DATA / "cases" / "camera" / "camera.png"
-
-
-def _frames(path: Path) -> tuple[int, int, int, str]:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        count = sum(1 for _ in container.decode(stream))
-        return count, stream.width, stream.height, stream.codec_context.name
 
 
 def test_image_writes_heatmap_raw_and_depth(tmp_path: Path) -> None:
@@ -95,58 +87,28 @@ def test_image_exits_nonzero_when_nothing_could_be_processed(tmp_path: Path) -> 
 
 
 def test_run_sample_records_h264_of_every_frame(tmp_path: Path) -> None:
-    proc = run_cli(
-        "run",
-        "sample",
-        "--weights",
-        "synthetic",
-        "--frames",
-        "12",
-        "--record",
-        "out.mp4",
-        cwd=tmp_path,
-    )
+    proc = run_cli("run", "sample", "--weights", "synthetic", "--frames", "12", "--display", "none",
+                   "--mode", "offline", "--record", "out.mp4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert _frames(tmp_path / "out.mp4") == (12, 640, 272, "h264")
+    assert count_frames(tmp_path / "out.mp4") == (12, 640, 272, "h264")
 
 
-def test_run_side_by_side_of_a_whole_file(tmp_path: Path) -> None:
-    clip = tmp_path / "clip.mp4"
-    shutil.copy(SAMPLE_PATH, clip)
-    short = tmp_path / "short.mp4"
-    with av.open(str(clip)) as src, av.open(str(short), "w") as dst:
-        out = dst.add_stream("libx264", rate=25)
-        out.width, out.height, out.pix_fmt = 320, 136, "yuv420p"
-        for i, frame in enumerate(src.decode(video=0)):
-            if i == 20:
-                break
-            small = frame.reformat(width=320, height=136, format="yuv420p")
-            small.pts = None
-            dst.mux(out.encode(small))
-        dst.mux(out.encode(None))
-    proc = run_cli(
-        "run", str(short), "--weights", "synthetic", "--layout", "side-by-side", cwd=tmp_path
-    )
+def test_run_side_by_side_of_a_whole_file_offline(tmp_path: Path) -> None:
+    """Offline (headless + record) processes every frame of the file."""
+    short_clip(tmp_path / "short.mp4", 20)
+    proc = run_cli("run", "short.mp4", "--weights", "synthetic", "--layout", "side-by-side",
+                   "--display", "none", "--record", "short_depth.mp4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert _frames(tmp_path / "short_depth.mp4") == (20, 640, 136, "h264")
+    assert count_frames(tmp_path / "short_depth.mp4") == (20, 640, 136, "h264")
 
 
 def test_run_damaged_video_processes_what_decodes(tmp_path: Path, shared: Path) -> None:
     damaged = shared / "media" / "videos" / "damaged_megamind.avi"
-    proc = run_cli(
-        "run",
-        str(damaged),
-        "--weights",
-        "synthetic",
-        "--frames",
-        "30",
-        "--record",
-        "d.mp4",
-        cwd=tmp_path,
-    )
+    proc = run_cli("run", str(damaged), "--weights", "synthetic", "--frames", "30",
+                   "--display", "none", "--record", "d.mp4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert _frames(tmp_path / "d.mp4")[0] == 30
+    assert count_frames(tmp_path / "d.mp4")[0] == 30
 
 
 @pytest.mark.parametrize(
@@ -163,7 +125,7 @@ def test_run_unreadable_source_is_a_clean_error(
     video = tmp_path / "video.mp4"
     if content is not None:
         video.write_bytes(content)
-    proc = run_cli("run", str(video), "--weights", "synthetic", cwd=tmp_path)
+    proc = run_cli("run", str(video), "--weights", "synthetic", "--display", "none", cwd=tmp_path)
     assert reason in assert_clean_error(proc)
 
 

@@ -8,6 +8,7 @@ becomes a cache file that later runs would trust.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import urllib.error
@@ -18,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 CHUNK = 1 << 20
+log = logging.getLogger("depthstream")
 
 
 class DownloadError(Exception):
@@ -25,20 +27,31 @@ class DownloadError(Exception):
 
 
 def download(url: str, target: Path, sha256: str, timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``target`` atomically; raise :class:`DownloadError` on any failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    """Download ``url`` to ``target`` atomically; raise :class:`DownloadError` on any failure.
+
+    An empty ``sha256`` skips the check (for a private mirror); it is logged.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                        dir=target.parent)
+    except OSError as exc:
+        raise DownloadError(f"cannot write to {target.parent}: {exc.strerror or exc}") from None
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
             _fetch(url, out, digest, timeout)
-        if sha256 and digest.hexdigest() != sha256.lower():
+        if not sha256:
+            log.warning("no SHA-256 configured for %s; the download is not verified", url)
+        elif digest.hexdigest() != sha256.lower():
             raise DownloadError(
                 f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest.hexdigest()}"
             )
         os.replace(tmp, target)
         return target
+    except OSError as exc:
+        raise DownloadError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,8 @@ def choose_weights(
             if value == SYNTHETIC:
                 return WeightsChoice(None, origin)
             path = Path(value).expanduser()
+            if path.is_dir():
+                raise UserError(f"weights {path} (from {origin}) is a directory, not a file")
             if not path.is_file():
                 raise UserError(f"weights file {path} (from {origin}) does not exist")
             return WeightsChoice(path, origin)
@@ -93,6 +96,14 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         raise UserError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):
+            raise UserError(f"{path} is not a PyTorch weights file") from None
+        # torch.load(weights_only=True) refuses pickled code: a whole saved model.
+        raise UserError(
+            f"{path} holds pickled objects, not a plain state dict; "
+            "save it with torch.save(model.state_dict(), path)"
+        ) from None
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path} is not a PyTorch weights file ({reason})") from None

@@ -10,11 +10,16 @@ import numpy as np
 
 from stream.errors import UserError
 
+TIME_BASE = Fraction(1, 1000)
+
 
 class Mp4Recorder:
     """Encodes BGR frames to an H.264/yuv420p MP4; the stream opens on the first frame.
 
-    yuv420p needs even dimensions, so an odd last row or column is cropped.
+    Frames carry their own time in seconds, so a live recording plays at the
+    speed the scene happened, gaps included; without a time, frames are spaced
+    at the nominal rate.  yuv420p needs even dimensions: an odd last row or
+    column is cropped.
     """
 
     def __init__(
@@ -28,9 +33,11 @@ class Mp4Recorder:
         except (av.error.FFmpegError, OSError) as exc:
             raise UserError(f"cannot write {self.path}: {exc}") from None
         self._stream: av.VideoStream | None = None
+        self._last_pts = -1
         self.frames = 0
 
-    def write(self, bgr: np.ndarray) -> None:
+    def write(self, bgr: np.ndarray, t: float | None = None) -> None:
+        """Append one frame shown at ``t`` seconds after the recording's start."""
         h, w = (bgr.shape[0] // 2) * 2, (bgr.shape[1] // 2) * 2
         if self._stream is None:
             self._stream = self._container.add_stream(
@@ -38,13 +45,18 @@ class Mp4Recorder:
             )
             self._stream.width, self._stream.height = w, h
             self._stream.pix_fmt = "yuv420p"
+            self._stream.codec_context.time_base = TIME_BASE
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr[:h, :w]), format="bgr24")
-        frame.pts = self.frames
-        frame.time_base = 1 / self.rate
+        seconds = self.frames / self.rate if t is None else t
+        frame.pts = self._last_pts = max(round(seconds / TIME_BASE), self._last_pts + 1)
+        frame.time_base = TIME_BASE
         self._container.mux(self._stream.encode(frame))
         self.frames += 1
 
     def close(self) -> None:
+        """Flush the encoder and finish the file (a recording that got no frame is removed)."""
         if self._stream is not None:
             self._container.mux(self._stream.encode(None))
         self._container.close()
+        if self._stream is None:
+            self.path.unlink(missing_ok=True)

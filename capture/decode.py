@@ -1,0 +1,35 @@
+"""The PyAV decode loop that files and network streams share.
+
+A packet that fails to decode is skipped and counted rather than ending the
+stream: one corrupt frame must not stop a live feed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import av
+import numpy as np
+
+from capture.status import SourceStatus
+
+log = logging.getLogger("depthstream")
+
+
+def decode_rgb(
+    container: av.container.InputContainer, status: SourceStatus
+) -> Iterator[tuple[np.ndarray, float | None]]:
+    """Yield ``(rgb, pts_seconds)`` for each frame of the first video stream."""
+    stream = container.streams.video[0]
+    time_base = stream.time_base
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as exc:
+            status.corrupt += 1
+            log.debug("skipped an undecodable packet: %s", exc)
+            continue
+        for frame in frames:
+            pts = float(frame.pts * time_base) if frame.pts is not None and time_base else None
+            yield frame.to_ndarray(format="rgb24"), pts

@@ -1,0 +1,133 @@
+"""RTSP and HTTP (MJPEG, HLS) cameras through PyAV, tuned for low delay.
+
+TCP transport by default, no input buffering, bounded open/read timeouts.  A
+URL that never answers is a :class:`UserError` at start; a stream that drops
+or stalls after it started is reopened with exponential backoff while the
+status says "reconnecting", because a lost network camera must not end the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+
+from capture.decode import decode_rgb
+from capture.frame import Frame
+from capture.status import ENDED, RECONNECTING, RUNNING, SourceStatus
+from stream.errors import UserError
+
+log = logging.getLogger("depthstream")
+
+SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+@dataclass
+class NetworkOptions:
+    transport: str = "tcp"
+    open_timeout: float = 5.0
+    read_timeout: float = 5.0
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 10.0
+    reconnect_attempts: int = 0
+
+
+def redact(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        creds, host = rest.split("@", 1)
+        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+class NetworkSource:
+    """Frames from a network camera; reconnects on loss."""
+
+    live = True
+
+    def __init__(self, url: str, options: NetworkOptions | None = None) -> None:
+        self.url = url
+        self.options = options or NetworkOptions()
+        self.status = SourceStatus()
+        self._stopped = threading.Event()
+        try:
+            self._container = self._open()
+        except av.error.FFmpegError as exc:
+            raise UserError(f"{redact(url)}: cannot open stream ({exc.strerror or exc})") from None
+
+    def _open(self) -> av.container.InputContainer:
+        av_options = {"fflags": "nobuffer", "flags": "low_delay"}
+        if self.url.startswith(("rtsp://", "rtsps://")):
+            av_options["rtsp_transport"] = self.options.transport
+        container = av.open(
+            self.url,
+            options=av_options,
+            timeout=(self.options.open_timeout, self.options.read_timeout),
+        )
+        if not container.streams.video:
+            container.close()
+            raise UserError(f"{redact(self.url)}: has no video stream")
+        return container
+
+    @property
+    def fps(self) -> float:
+        rate = self._container.streams.video[0].average_rate
+        return float(rate) if rate else 25.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        ctx = self._container.streams.video[0].codec_context
+        return ctx.height, ctx.width
+
+    frame_count = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        seq = 0
+        while not self._stopped.is_set():
+            try:
+                for rgb, pts in decode_rgb(self._container, self.status):
+                    yield Frame(rgb, seq, pts, time.monotonic())
+                    seq += 1
+                    self.status.state = RUNNING
+                    if self._stopped.is_set():
+                        break
+                reason = "stream ended"
+            except (av.error.FFmpegError, OSError) as exc:
+                reason = str(exc)
+            if self._stopped.is_set() or not self._reconnect(reason):
+                break
+        self.status.state = ENDED
+
+    def _reconnect(self, reason: str) -> bool:
+        """Reopen with backoff; False when stopped or out of attempts."""
+        self.status.state = RECONNECTING
+        log.warning("%s lost (%s); reconnecting", redact(self.url), reason)
+        self._container.close()
+        delay, attempt = self.options.reconnect_initial, 0
+        while not self._stopped.wait(delay):
+            attempt += 1
+            try:
+                self._container = self._open()
+            except (av.error.FFmpegError, UserError, OSError) as exc:
+                log.info("reconnect attempt %d failed: %s", attempt, exc)
+                if self.options.reconnect_attempts and attempt >= self.options.reconnect_attempts:
+                    log.error("%s: giving up after %d attempts", redact(self.url), attempt)
+                    return False
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
+            self.status.reconnects += 1
+            log.info("%s reconnected", redact(self.url))
+            return True
+        return False
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._container.close()

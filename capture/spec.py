@@ -1,0 +1,41 @@
+"""One source spec string -> the right source.
+
+``sample``, a camera index or ``/dev/videoN``, an ``rtsp://``/``rtsps://``/
+``http(s)://`` URL, or a video file path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from capture.camera import CameraSource
+from capture.file import FileSource
+from capture.network import SCHEMES, NetworkSource
+from capture.sample import SAMPLE_NAME, SAMPLE_PATH
+from stream.errors import UserError
+
+if TYPE_CHECKING:
+    from stream.config import Config
+
+Source = FileSource | NetworkSource | CameraSource
+
+_DEVICE = re.compile(r"^(?:\d+|/dev/video\d+)$")
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def open_source(spec: str, cfg: Config, live_file: bool = True, loop: bool = False) -> Source:
+    """Open ``spec``.  ``live_file`` paces files at their frame rate; ``loop`` repeats them."""
+    if spec == SAMPLE_NAME:
+        return FileSource(SAMPLE_PATH, live=live_file, loop=loop)
+    if _DEVICE.match(spec):
+        return CameraSource(int(spec) if spec.isdigit() else spec, cfg.camera)
+    url = _URL.match(spec)
+    if url:
+        if url.group(1).lower() not in SCHEMES:
+            raise UserError(
+                f"unsupported source scheme {url.group(1)}:// "
+                f"(use {', '.join(s + '://' for s in SCHEMES)}, a camera index, a file or 'sample')"
+            )
+        return NetworkSource(spec, cfg.network)
+    return FileSource(spec, live=live_file, loop=loop)

@@ -1,0 +1,82 @@
+"""The run's figures: counts, rates and latency percentiles, logged and written as JSON."""
+
+from __future__ import annotations
+
+import resource
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+SAMPLES = 10_000
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _summary(values: deque[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "max": None}
+    arr = np.fromiter(values, dtype=np.float64)
+    p50, p95 = np.percentile(arr, [50, 95])
+    return {
+        "p50": round(float(p50), 2),
+        "p95": round(float(p95), 2),
+        "max": round(float(arr.max()), 2),
+    }
+
+
+class RunStats:
+    """Collects per-frame timings (the most recent :data:`SAMPLES` of each)."""
+
+    def __init__(self) -> None:
+        self.frames_processed = 0
+        self.inference_ms: deque[float] = deque(maxlen=SAMPLES)
+        self.frame_age_ms: deque[float] = deque(maxlen=SAMPLES)
+        self._first: float | None = None
+        self._last: float | None = None
+        self._recent: deque[float] = deque(maxlen=30)
+        self._lock = threading.Lock()
+
+    def record(self, inference_ms: float, age_ms: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.frames_processed += 1
+            self.inference_ms.append(inference_ms)
+            self.frame_age_ms.append(age_ms)
+            self._first = self._first if self._first is not None else now
+            self._last = now
+            self._recent.append(now)
+
+    @property
+    def fps(self) -> float:
+        """Processed frames per second over the whole run."""
+        if self._first is None or self._last is None or self._last <= self._first:
+            return 0.0
+        return (self.frames_processed - 1) / (self._last - self._first)
+
+    @property
+    def recent_fps(self) -> float:
+        """Frames per second over the last 30 frames, for the overlay."""
+        with self._lock:
+            if len(self._recent) < 2:
+                return 0.0
+            return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-9)
+
+    def summary(self, captured: int, dropped: int, reconnects: int, corrupt: int) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "frames_captured": captured,
+                "frames_processed": self.frames_processed,
+                "frames_dropped": dropped,
+                "frames_corrupt": corrupt,
+                "fps": round(self.fps, 2),
+                "inference_ms": _summary(self.inference_ms),
+                "frame_age_ms": _summary(self.frame_age_ms),
+                "reconnects": reconnects,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }

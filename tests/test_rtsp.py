@@ -1,0 +1,140 @@
+"""RTSP against a real server: GStreamer's RTSP server on 127.0.0.1 serving a real clip."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from capture.network import NetworkOptions, NetworkSource
+from capture.sample import SAMPLE_PATH
+from capture.status import RECONNECTING
+from stream.colormap import Colorizer
+from stream.normalizer import EmaNormalizer
+from stream.pipeline import Pipeline
+from stream.render import DepthRenderer
+from tests.conftest import ROOT, assert_clean_error, require, run_cli
+
+SERVER = ROOT / "tests" / "tools" / "rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gst_available() -> bool:
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+        capture_output=True, check=False,
+    ) if Path(SYSTEM_PYTHON).exists() else None
+    return probe is not None and probe.returncode == 0
+
+
+class RtspServer:
+    """Start/stop the GStreamer RTSP server process serving the sample clip."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"rtsp://127.0.0.1:{port}/live"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(SAMPLE_PATH), str(self.port)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", self.proc.stderr.read()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def rtsp() -> Iterator[RtspServer]:
+    require(gst_available(), "GStreamer RTSP server (python3-gst-1.0, "
+                             "gir1.2-gst-rtsp-server-1.0) is not installed")
+    server = RtspServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def _renderer() -> DepthRenderer:
+    return DepthRenderer(EmaNormalizer(), Colorizer("inferno"))
+
+
+def test_frames_arrive_from_a_real_rtsp_server(rtsp: RtspServer) -> None:
+    source = NetworkSource(rtsp.url)
+    try:
+        assert source.size == (272, 640)
+        frames = [f for _, f in zip(range(20), source, strict=False)]
+    finally:
+        source.close()
+    assert [f.seq for f in frames] == list(range(20))
+    assert frames[-1].rgb.shape == (272, 640, 3) and frames[-1].rgb.std() > 10
+
+
+def test_slow_consumer_does_not_build_up_frame_age(rtsp: RtspServer, estimator) -> None:
+    """The capture thread keeps draining the stream: old frames are dropped, not queued."""
+    source = NetworkSource(rtsp.url)
+    pipeline = Pipeline(source, estimator, _renderer(), [lambda _r: time.sleep(0.25)],
+                        max_frames=16)
+    pipeline.run()
+    ages = list(pipeline.stats.frame_age_ms)
+    inference = float(np.median(pipeline.stats.inference_ms))
+    assert pipeline.queue.dropped > 10
+    assert np.median(ages[-6:]) < inference + 1000 / 25 + 150
+    assert np.median(ages[-6:]) < np.median(ages[:6]) + 150
+
+
+def test_server_restart_leads_to_a_reconnect(rtsp: RtspServer, estimator) -> None:
+    options = NetworkOptions(read_timeout=2.0, reconnect_initial=0.2, reconnect_max=1.0)
+    source = NetworkSource(rtsp.url, options)
+    seen: list[int] = []
+    pipeline = Pipeline(source, estimator, _renderer(), [lambda r: seen.append(r.frame.seq)])
+    pipeline.start()
+    try:
+        _wait_for(lambda: len(seen) >= 5, 30)
+        rtsp.stop()
+        _wait_for(lambda: source.status.state == RECONNECTING, 15)
+        before = len(seen)
+        rtsp.start()
+        _wait_for(lambda: source.status.reconnects >= 1 and len(seen) >= before + 5, 30)
+    finally:
+        pipeline.join()
+    assert source.status.reconnects >= 1
+    assert pipeline.stats.frames_processed == len(seen)
+    assert not [t for t in threading.enumerate() if t.name in ("capture", "inference")]
+
+
+def test_url_nobody_answers_is_a_clear_error_within_seconds(tmp_path: Path) -> None:
+    start = time.monotonic()
+    proc = run_cli("run", f"rtsp://127.0.0.1:{free_port()}/cam", "--display", "none",
+                   "--weights", "synthetic", cwd=tmp_path)
+    assert "cannot open stream" in assert_clean_error(proc)
+    assert time.monotonic() - start < 30
+
+
+def test_cli_records_an_rtsp_stream(rtsp: RtspServer, tmp_path: Path) -> None:
+    proc = run_cli("run", rtsp.url, "--display", "none", "--weights", "synthetic", "--frames", "8",
+                   "--record", "cam.mp4", "--stats-json", "s.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "cam.mp4").stat().st_size > 0
+
+
+def _wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

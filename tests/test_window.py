@@ -1,0 +1,86 @@
+"""The live OpenCV window, for real, on a virtual X screen (Xvfb), driven by xdotool."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import require
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    for tool in ("Xvfb", "xdotool", "import"):
+        require(shutil.which(tool) is not None, f"{tool} is not installed (xvfb, xdotool, "
+                                                 "imagemagick)")
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24",
+                               "-nolisten", "tcp"], pass_fds=(write,), stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        display = f":{pipe.readline().strip()}"
+    yield display
+    server.kill()
+    server.wait()
+
+
+def _x(display: str, *args: str) -> str:
+    return subprocess.run(list(args), env={**os.environ, "DISPLAY": display}, check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+
+
+def _key(display: str, window: str, key: str) -> None:
+    _x(display, "xdotool", "windowfocus", "--sync", window, "key", key)
+
+
+def _screenshot(display: str, window: str, path: Path) -> np.ndarray:
+    _x(display, "import", "-window", window, str(path))
+    image = cv2.imread(str(path))
+    assert image is not None
+    return image
+
+
+def _heat_pixels(image: np.ndarray) -> float:
+    """Share of pixels that are warm and saturated (inferno's orange/red/purple), not grey."""
+    b, _, r = (image[..., i].astype(int) for i in range(3))
+    return float(((r - b > 40) & (r > 80)).mean())
+
+
+def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "sample", "--loop", "--weights", "synthetic",
+         "--snapshot-dir", "snaps", "--stats-json", "s.json"],
+        cwd=tmp_path, env={**os.environ, "DISPLAY": xvfb}, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        window = _x(xvfb, "xdotool", "search", "--sync", "--name", "^depthstream$").split()[0]
+        time.sleep(3)
+        shot = _screenshot(xvfb, window, tmp_path / "shot.png")
+        assert shot.shape[0] >= 272 and shot.shape[1] >= 640
+        assert shot.std() > 20, "the window is blank"
+        assert _heat_pixels(shot) > 0.2, "no heat-map colours in the window"
+        _key(xvfb, window, "c")
+        _key(xvfb, window, "s")
+        time.sleep(1.5)
+        turbo = _screenshot(xvfb, window, tmp_path / "turbo.png")
+        b, g, r = (turbo[..., i].astype(int) for i in range(3))
+        assert ((g > 150) & (r < 150) & (b < 150)).mean() > 0.02, "turbo's greens missing"
+        _key(xvfb, window, "q")
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "colour map: turbo" in err
+    snaps = sorted((tmp_path / "snaps").iterdir())
+    assert [p.suffix for p in snaps] == [".npy", ".png"]
+    assert np.load(snaps[0]).shape == (272, 640)
+    assert (tmp_path / "s.json").is_file()
