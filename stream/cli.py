@@ -113,6 +113,19 @@ def _parser() -> argparse.ArgumentParser:
         help="where the 's' key saves snapshots (default: .)",
     )
     run.add_argument("--no-overlay", action="store_true", help="no fps/latency text on the view")
+    serve = commands.add_parser(
+        "serve", parents=[common], help="serve live depth to browsers (WebRTC) and a REST API"
+    )
+    serve.add_argument(
+        "source",
+        nargs="?",
+        default=SAMPLE_NAME,
+        metavar="SOURCE",
+        help=f"as for run (default: {SAMPLE_NAME}); files loop",
+    )
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: 8080)")
+    serve.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
     return parser
 
 
@@ -121,7 +134,8 @@ def _config(args: argparse.Namespace) -> Config:
     return with_overrides(
         cfg,
         model={"threads": args.threads},
-        render={"colormap": args.colormap, "layout": args.layout},
+        render={"colormap": args.colormap, "layout": getattr(args, "layout", None)},
+        web={"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
     )
 
 
@@ -264,7 +278,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"image": cmd_image, "run": cmd_run}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from web.server import serve
+    from web.state import ServerState
+
+    cfg = _config(args)
+    source = open_source(args.source, cfg, live_file=True, loop=True)
+    try:
+        estimator, stamp = _estimator(cfg, args.weights)
+        estimator.warm_up(*source.size)
+    except BaseException:
+        source.close()
+        raise
+    pipeline = Pipeline(
+        source,
+        estimator,
+        _renderer(cfg, stamp),
+        [],
+        queue_size=cfg.pipeline.queue_size,
+        overlay=False,
+        log_interval=cfg.output.log_interval,
+    )
+    state = ServerState(cfg, pipeline, estimator, lambda: _renderer(cfg, stamp))
+    try:
+        serve(state, cfg.web.host, cfg.web.port)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror}") from None
+    finally:
+        pipeline.join()
+    return 0
+
+
+COMMANDS = {"image": cmd_image, "run": cmd_run, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from capture.camera import CameraOptions
 from capture.network import NetworkOptions
@@ -74,6 +74,17 @@ class PipelineConfig:
 
 
 @dataclass
+class WebConfig:
+    """The ``serve`` command: where it listens, ICE servers, upload limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ice_servers: list[str] = field(default_factory=list)
+    max_upload_mb: float = 20.0
+    max_pixels: int = 40_000_000
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
@@ -82,6 +93,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     camera: CameraOptions = field(default_factory=CameraOptions)
     network: NetworkOptions = field(default_factory=NetworkOptions)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def cache_dir(self) -> Path:
         """Where downloaded weights and traced models live (XDG cache by default)."""
@@ -91,7 +103,12 @@ class Config:
         return Path(base) / "depthstream"
 
 
-def _check_type(where: str, value: Any, expected: type) -> Any:
+def _check_type(where: str, value: Any, expected: Any) -> Any:
+    if get_origin(expected) is list:
+        (item,) = get_args(expected)
+        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+            raise UserError(f"config: {where} must be a list of {item.__name__}")
+        return value
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, bool) and expected is not bool:
@@ -135,6 +152,10 @@ def _validate(cfg: Config) -> None:
     for key in ("open_timeout", "read_timeout", "reconnect_initial", "reconnect_max"):
         if getattr(cfg.network, key) <= 0:
             raise UserError(f"config: network.{key} must be > 0")
+    if not 0 < cfg.web.port < 65536:
+        raise UserError(f"config: web.port must be 1..65535, got {cfg.web.port}")
+    if cfg.web.max_upload_mb <= 0 or cfg.web.max_pixels <= 0:
+        raise UserError("config: web.max_upload_mb and web.max_pixels must be > 0")
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -6,6 +6,7 @@ different aspect ratios get one each), all from the on-disk trace cache.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +38,16 @@ class DepthEstimator:
         self.loaded = loaded
         self.cache_dir = cache_dir
         self._traced: dict[tuple[int, int], torch.jit.ScriptModule] = {}
+        self._lock = threading.Lock()
 
     def module_for(self, shape: tuple[int, int]) -> torch.jit.ScriptModule:
-        if shape not in self._traced:
-            self._traced[shape] = load_or_trace(
-                self.loaded.model, self.loaded.digest, shape, self.cache_dir
-            )
-        return self._traced[shape]
+        """The traced module for one input shape (the pipeline and REST calls share them)."""
+        with self._lock:
+            if shape not in self._traced:
+                self._traced[shape] = load_or_trace(
+                    self.loaded.model, self.loaded.digest, shape, self.cache_dir
+                )
+            return self._traced[shape]
 
     def warm_up(self, height: int, width: int) -> None:
         """Trace (or load) the module for this frame size before the first frame arrives."""

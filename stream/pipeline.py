@@ -72,6 +72,7 @@ class Pipeline:
         self.done = threading.Event()
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
+        self._closed = False
         self._threads = [
             threading.Thread(target=self._guard(self._capture), name="capture", daemon=True),
             threading.Thread(target=self._guard(self._infer), name="inference", daemon=True),
@@ -152,8 +153,11 @@ class Pipeline:
         """Stop, wait for both threads, release the source; re-raise a thread's error."""
         self.stop()
         for thread in self._threads:
-            thread.join()
-        self.source.close()
+            if thread.ident is not None:
+                thread.join()
+        if not self._closed:
+            self._closed = True
+            self.source.close()
         if self._errors:
             raise self._errors[0]
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 SAMPLES = 10_000
+AGE_BUCKETS_MS = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
 
 
 def peak_rss_mb() -> float:
@@ -40,6 +41,8 @@ class RunStats:
         self._first: float | None = None
         self._last: float | None = None
         self._recent: deque[float] = deque(maxlen=30)
+        self.age_buckets = [0] * len(AGE_BUCKETS_MS)
+        self.age_sum_ms = 0.0
         self._lock = threading.Lock()
 
     def record(self, inference_ms: float, age_ms: float) -> None:
@@ -48,6 +51,10 @@ class RunStats:
             self.frames_processed += 1
             self.inference_ms.append(inference_ms)
             self.frame_age_ms.append(age_ms)
+            self.age_sum_ms += age_ms
+            for i, bound in enumerate(AGE_BUCKETS_MS):
+                if age_ms <= bound:
+                    self.age_buckets[i] += 1
             self._first = self._first if self._first is not None else now
             self._last = now
             self._recent.append(now)

@@ -10,8 +10,7 @@ import av
 from capture.sample import SAMPLE_PATH
 
 
-def short_clip(path: Path, frames: int, width: int = 320, height: int = 136,
-               fps: int = 25) -> Path:
+def short_clip(path: Path, frames: int, width: int = 320, height: int = 136, fps: int = 25) -> Path:
     """Re-encode the first ``frames`` frames of the sample clip, scaled, as H.264 MP4."""
     with av.open(str(SAMPLE_PATH)) as src, av.open(str(path), "w") as dst:
         out = dst.add_stream("libx264", rate=fps)

@@ -87,8 +87,21 @@ def test_image_exits_nonzero_when_nothing_could_be_processed(tmp_path: Path) -> 
 
 
 def test_run_sample_records_h264_of_every_frame(tmp_path: Path) -> None:
-    proc = run_cli("run", "sample", "--weights", "synthetic", "--frames", "12", "--display", "none",
-                   "--mode", "offline", "--record", "out.mp4", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        "sample",
+        "--weights",
+        "synthetic",
+        "--frames",
+        "12",
+        "--display",
+        "none",
+        "--mode",
+        "offline",
+        "--record",
+        "out.mp4",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert count_frames(tmp_path / "out.mp4") == (12, 640, 272, "h264")
 
@@ -96,16 +109,38 @@ def test_run_sample_records_h264_of_every_frame(tmp_path: Path) -> None:
 def test_run_side_by_side_of_a_whole_file_offline(tmp_path: Path) -> None:
     """Offline (headless + record) processes every frame of the file."""
     short_clip(tmp_path / "short.mp4", 20)
-    proc = run_cli("run", "short.mp4", "--weights", "synthetic", "--layout", "side-by-side",
-                   "--display", "none", "--record", "short_depth.mp4", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        "short.mp4",
+        "--weights",
+        "synthetic",
+        "--layout",
+        "side-by-side",
+        "--display",
+        "none",
+        "--record",
+        "short_depth.mp4",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert count_frames(tmp_path / "short_depth.mp4") == (20, 640, 136, "h264")
 
 
 def test_run_damaged_video_processes_what_decodes(tmp_path: Path, shared: Path) -> None:
     damaged = shared / "media" / "videos" / "damaged_megamind.avi"
-    proc = run_cli("run", str(damaged), "--weights", "synthetic", "--frames", "30",
-                   "--display", "none", "--record", "d.mp4", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        str(damaged),
+        "--weights",
+        "synthetic",
+        "--frames",
+        "30",
+        "--display",
+        "none",
+        "--record",
+        "d.mp4",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert count_frames(tmp_path / "d.mp4")[0] == 30

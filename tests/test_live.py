@@ -25,8 +25,16 @@ from stream.frame_queue import FrameQueue
 from tests.conftest import ROOT, assert_clean_error, run_cli
 from tests.media import count_frames, short_clip
 
-STATS_KEYS = {"frames_captured", "frames_processed", "frames_dropped", "fps", "inference_ms",
-              "frame_age_ms", "reconnects", "peak_rss_mb"}
+STATS_KEYS = {
+    "frames_captured",
+    "frames_processed",
+    "frames_dropped",
+    "fps",
+    "inference_ms",
+    "frame_age_ms",
+    "reconnects",
+    "peak_rss_mb",
+}
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +135,38 @@ def test_window_without_a_display_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_frames_and_duration_end_a_live_run(tmp_path: Path) -> None:
-    proc = run_cli("run", "sample", "--weights", "synthetic", "--display", "none",
-                   "--frames", "5", "--stats-json", "s.json", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        "sample",
+        "--weights",
+        "synthetic",
+        "--display",
+        "none",
+        "--frames",
+        "5",
+        "--stats-json",
+        "s.json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     stats = json.loads((tmp_path / "s.json").read_text())
     assert set(stats) >= STATS_KEYS and stats["frames_processed"] == 5
     for key in ("inference_ms", "frame_age_ms"):
         assert set(stats[key]) == {"p50", "p95", "max"} and stats[key]["p50"] > 0
-    proc = run_cli("run", "sample", "--weights", "synthetic", "--display", "none", "--loop",
-                   "--duration", "3", "--stats-json", "d.json", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        "sample",
+        "--weights",
+        "synthetic",
+        "--display",
+        "none",
+        "--loop",
+        "--duration",
+        "3",
+        "--stats-json",
+        "d.json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "d.json").read_text())["frames_processed"] > 0
 
@@ -143,9 +174,25 @@ def test_frames_and_duration_end_a_live_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly_and_finalises_the_recording(tmp_path: Path, sig: int) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "run", "sample", "--weights", "synthetic",
-         "--display", "none", "--loop", "--record", "rec.mp4", "--stats-json", "s.json"],
-        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "run",
+            "sample",
+            "--weights",
+            "synthetic",
+            "--display",
+            "none",
+            "--loop",
+            "--record",
+            "rec.mp4",
+            "--stats-json",
+            "s.json",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for line in proc.stderr:
@@ -170,8 +217,13 @@ def test_pipeline_frame_age_stays_bounded_with_a_slow_consumer(estimator) -> Non
     from stream.render import DepthRenderer
 
     source = open_source("sample", Config(), live_file=True, loop=True)
-    pipeline = Pipeline(source, estimator, DepthRenderer(EmaNormalizer(), Colorizer("inferno")),
-                        [lambda _r: time.sleep(0.15)], max_frames=25)
+    pipeline = Pipeline(
+        source,
+        estimator,
+        DepthRenderer(EmaNormalizer(), Colorizer("inferno")),
+        [lambda _r: time.sleep(0.15)],
+        max_frames=25,
+    )
     pipeline.run()
     ages = list(pipeline.stats.frame_age_ms)
     inference = sorted(pipeline.stats.inference_ms)[len(ages) // 2]
@@ -202,7 +254,11 @@ def test_bad_frames_are_skipped_and_counted(estimator) -> None:
         def close(self) -> None: ...
 
     seen: list[int] = []
-    pipeline = Pipeline(Frames(), estimator, DepthRenderer(EmaNormalizer(), Colorizer("gray")),
-                        [lambda r: seen.append(r.frame.seq)])
+    pipeline = Pipeline(
+        Frames(),
+        estimator,
+        DepthRenderer(EmaNormalizer(), Colorizer("gray")),
+        [lambda r: seen.append(r.frame.seq)],
+    )
     pipeline.run()
     assert seen == [0, 2] and pipeline.source.status.corrupt == 1

@@ -32,10 +32,15 @@ def free_port() -> int:
 
 
 def gst_available() -> bool:
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
-        capture_output=True, check=False,
-    ) if Path(SYSTEM_PYTHON).exists() else None
+    probe = (
+        subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+            capture_output=True,
+            check=False,
+        )
+        if Path(SYSTEM_PYTHON).exists()
+        else None
+    )
     return probe is not None and probe.returncode == 0
 
 
@@ -48,8 +53,12 @@ class RtspServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(SAMPLE_PATH), str(self.port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [SYSTEM_PYTHON, str(SERVER), str(SAMPLE_PATH), str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         assert line.strip() == "ready", self.proc.stderr.read()
 
@@ -62,8 +71,10 @@ class RtspServer:
 
 @pytest.fixture
 def rtsp() -> Iterator[RtspServer]:
-    require(gst_available(), "GStreamer RTSP server (python3-gst-1.0, "
-                             "gir1.2-gst-rtsp-server-1.0) is not installed")
+    require(
+        gst_available(),
+        "GStreamer RTSP server (python3-gst-1.0, gir1.2-gst-rtsp-server-1.0) is not installed",
+    )
     server = RtspServer(free_port())
     server.start()
     yield server
@@ -88,8 +99,9 @@ def test_frames_arrive_from_a_real_rtsp_server(rtsp: RtspServer) -> None:
 def test_slow_consumer_does_not_build_up_frame_age(rtsp: RtspServer, estimator) -> None:
     """The capture thread keeps draining the stream: old frames are dropped, not queued."""
     source = NetworkSource(rtsp.url)
-    pipeline = Pipeline(source, estimator, _renderer(), [lambda _r: time.sleep(0.25)],
-                        max_frames=16)
+    pipeline = Pipeline(
+        source, estimator, _renderer(), [lambda _r: time.sleep(0.25)], max_frames=16
+    )
     pipeline.run()
     ages = list(pipeline.stats.frame_age_ms)
     inference = float(np.median(pipeline.stats.inference_ms))
@@ -120,15 +132,35 @@ def test_server_restart_leads_to_a_reconnect(rtsp: RtspServer, estimator) -> Non
 
 def test_url_nobody_answers_is_a_clear_error_within_seconds(tmp_path: Path) -> None:
     start = time.monotonic()
-    proc = run_cli("run", f"rtsp://127.0.0.1:{free_port()}/cam", "--display", "none",
-                   "--weights", "synthetic", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        f"rtsp://127.0.0.1:{free_port()}/cam",
+        "--display",
+        "none",
+        "--weights",
+        "synthetic",
+        cwd=tmp_path,
+    )
     assert "cannot open stream" in assert_clean_error(proc)
     assert time.monotonic() - start < 30
 
 
 def test_cli_records_an_rtsp_stream(rtsp: RtspServer, tmp_path: Path) -> None:
-    proc = run_cli("run", rtsp.url, "--display", "none", "--weights", "synthetic", "--frames", "8",
-                   "--record", "cam.mp4", "--stats-json", "s.json", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        rtsp.url,
+        "--display",
+        "none",
+        "--weights",
+        "synthetic",
+        "--frames",
+        "8",
+        "--record",
+        "cam.mp4",
+        "--stats-json",
+        "s.json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "cam.mp4").stat().st_size > 0
 

@@ -20,11 +20,15 @@ from tests.conftest import require
 @pytest.fixture
 def xvfb() -> Iterator[str]:
     for tool in ("Xvfb", "xdotool", "import"):
-        require(shutil.which(tool) is not None, f"{tool} is not installed (xvfb, xdotool, "
-                                                 "imagemagick)")
+        require(
+            shutil.which(tool) is not None, f"{tool} is not installed (xvfb, xdotool, imagemagick)"
+        )
     read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24",
-                               "-nolisten", "tcp"], pass_fds=(write,), stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     with os.fdopen(read) as pipe:
         display = f":{pipe.readline().strip()}"
@@ -34,8 +38,14 @@ def xvfb() -> Iterator[str]:
 
 
 def _x(display: str, *args: str) -> str:
-    return subprocess.run(list(args), env={**os.environ, "DISPLAY": display}, check=True,
-                          capture_output=True, text=True, timeout=60).stdout
+    return subprocess.run(
+        list(args),
+        env={**os.environ, "DISPLAY": display},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
 
 
 def _key(display: str, window: str, key: str) -> None:
@@ -57,9 +67,24 @@ def _heat_pixels(image: np.ndarray) -> float:
 
 def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "run", "sample", "--loop", "--weights", "synthetic",
-         "--snapshot-dir", "snaps", "--stats-json", "s.json"],
-        cwd=tmp_path, env={**os.environ, "DISPLAY": xvfb}, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "run",
+            "sample",
+            "--loop",
+            "--weights",
+            "synthetic",
+            "--snapshot-dir",
+            "snaps",
+            "--stats-json",
+            "s.json",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "DISPLAY": xvfb},
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         window = _x(xvfb, "xdotool", "search", "--sync", "--name", "^depthstream$").split()[0]

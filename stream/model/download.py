@@ -33,8 +33,9 @@ def download(url: str, target: Path, sha256: str, timeout: float = 30.0) -> Path
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                        dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
     except OSError as exc:
         raise DownloadError(f"cannot write to {target.parent}: {exc.strerror or exc}") from None
     tmp = Path(tmp_name)

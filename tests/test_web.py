@@ -1,0 +1,254 @@
+"""The server: WebRTC (aiortc viewers, WHEP), REST, settings, health and metrics.
+
+Driven through aiohttp's test server on 127.0.0.1 with a real pipeline on the
+bundled clip; WebRTC candidates are restricted to loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import re
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from capture.spec import open_source
+from stream.colormap import Colorizer
+from stream.config import Config, WebConfig
+from stream.normalizer import EmaNormalizer
+from stream.pipeline import Pipeline
+from stream.render import DepthRenderer
+from tests.conftest import DATA
+from tests.webrtc import Viewer, loopback_only
+from web.server import create_app
+from web.state import ServerState
+
+CHELSEA = (DATA / "cases" / "chelsea" / "chelsea.png").read_bytes()
+
+
+def renderer() -> DepthRenderer:
+    return DepthRenderer(EmaNormalizer(), Colorizer("inferno"))
+
+
+def make_state(estimator, cfg: Config | None = None) -> ServerState:
+    cfg = cfg or Config()
+    source = open_source("sample", cfg, live_file=True, loop=True)
+    pipeline = Pipeline(source, estimator, renderer(), [], overlay=False)
+    return ServerState(cfg, pipeline, estimator, renderer)
+
+
+def serve(estimator, body, cfg: Config | None = None):
+    """Run ``body(client, state)`` against a started server, then shut it down."""
+    state = make_state(estimator, cfg)
+
+    async def main():
+        async with TestClient(TestServer(create_app(state), host="127.0.0.1")) as client:
+            return await body(client, state)
+
+    return asyncio.run(main())
+
+
+async def _until(condition, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge image (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+        )
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_rest_depth_in_every_format(estimator) -> None:
+    async def body(client, _state):
+        png = await client.post("/api/depth", data={"image": io.BytesIO(CHELSEA)})
+        assert png.status == 200 and png.content_type == "image/png"
+        heat = cv2.imdecode(np.frombuffer(await png.read(), np.uint8), cv2.IMREAD_COLOR)
+        assert heat.shape == (300, 451, 3) and heat.std() > 10
+        js = await client.post(
+            "/api/depth?format=json", data=CHELSEA, headers={"Content-Type": "image/png"}
+        )
+        record = await js.json()
+        assert {
+            "width",
+            "height",
+            "depth_min",
+            "depth_max",
+            "inference_ms",
+            "image_png_b64",
+        } == set(record)
+        assert (record["width"], record["height"]) == (451, 300)
+        assert record["depth_max"] > record["depth_min"] and record["inference_ms"] > 0
+        assert base64.b64decode(record["image_png_b64"])[:4] == b"\x89PNG"
+        npy = await client.post("/api/depth?format=npy", data={"image": io.BytesIO(CHELSEA)})
+        depth = np.load(io.BytesIO(await npy.read()))
+        want = np.load(DATA / "cases" / "chelsea" / "output_resized.npy")
+        assert depth.dtype == np.float32 and depth.shape == (300, 451)
+        assert np.abs(depth - want).max() <= 1e-4 * (want.max() - want.min())
+
+    serve(estimator, body)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("POST", "/api/depth", {"data": b""}, 400),
+        ("POST", "/api/depth", {"data": b"hello, not an image" * 10}, 415),
+        ("POST", "/api/depth", {"data": CHELSEA[:40_000]}, 400),
+        ("POST", "/api/depth", {"data": CHELSEA[:20]}, 400),
+        ("POST", "/api/depth", {"data": _png_header_only(60_000, 60_000)}, 413),
+        ("POST", "/api/depth", {"data": {"picture": io.BytesIO(CHELSEA)}}, 400),
+        ("POST", "/api/depth?format=tiff", {"data": CHELSEA}, 400),
+        ("GET", "/api/depth", {}, 405),
+        ("PUT", "/healthz", {}, 405),
+        ("POST", "/api/settings", {"json": {"colormap": "rainbow"}}, 400),
+        ("POST", "/api/settings", {"data": b"{not json"}, 400),
+        ("POST", "/offer", {"data": b"nonsense"}, 400),
+        ("POST", "/offer", {"json": {"sdp": "garbage", "type": "offer"}}, 400),
+        ("POST", "/whep", {"data": b"v=0", "headers": {"Content-Type": "text/plain"}}, 415),
+        (
+            "POST",
+            "/whep",
+            {"data": b"v=0\r\nbroken", "headers": {"Content-Type": "application/sdp"}},
+            400,
+        ),
+        ("DELETE", "/whep/nobody", {}, 404),
+        ("GET", "/nothing-here", {}, 404),
+    ],
+)
+def test_bad_requests_get_json_4xx_and_the_server_lives_on(
+    estimator, method, path, kwargs, status
+) -> None:
+    async def body(client, _state):
+        response = await client.request(method, path, **kwargs)
+        assert response.status == status, await response.text()
+        assert "error" in await response.json()
+        assert (await client.get("/healthz")).status == 200
+
+    serve(estimator, body)
+
+
+def test_upload_over_the_size_limit_is_413(estimator) -> None:
+    cfg = Config(web=WebConfig(max_upload_mb=0.1))
+
+    async def body(client, _state):
+        response = await client.post("/api/depth", data=CHELSEA)
+        assert response.status == 413 and "error" in await response.json()
+
+    serve(estimator, body, cfg)
+
+
+def test_health_and_metrics(estimator) -> None:
+    async def body(client, state):
+        await _until(lambda: state.pipeline.stats.frames_processed >= 3)
+        health = await (await client.get("/healthz")).json()
+        assert health["status"] == "ok" and health["source"] == "running"
+        assert health["frames_processed"] >= 3 and health["uptime_s"] >= 0
+        text = await (await client.get("/metrics")).text()
+        for name in (
+            "depthstream_fps",
+            "depthstream_frames_processed_total",
+            "depthstream_frames_dropped_total",
+            "depthstream_viewers",
+            "depthstream_reconnects_total",
+            "depthstream_inference_seconds",
+            "depthstream_frame_age_seconds_bucket",
+            "depthstream_frame_age_seconds_count",
+        ):
+            assert re.search(rf"^{name}[{{ ]", text, re.M), name
+        for line in text.splitlines():
+            assert line.startswith("#") or re.match(r"^\w+(\{[^}]*\})? \S+$", line), line
+        state.pipeline.stop()
+        await _until(state.pipeline.done.is_set)
+        dead = await client.get("/healthz")
+        assert dead.status == 503 and (await dead.json())["status"] == "dead"
+
+    serve(estimator, body)
+
+
+def test_settings_change_the_shared_renderer(estimator) -> None:
+    async def body(client, state):
+        current = await (await client.get("/api/settings")).json()
+        assert current["colormap"] == "inferno" and "turbo" in current["colormaps"]
+        changed = await client.post(
+            "/api/settings", json={"colormap": "turbo", "freeze": True, "layout": "side-by-side"}
+        )
+        assert (await changed.json())["colormap"] == "turbo"
+        r = state.pipeline.renderer
+        assert (r.colorizer.name, r.normalizer.frozen, r.layout) == ("turbo", True, "side-by-side")
+
+    serve(estimator, body)
+
+
+def test_page_and_its_assets_are_served_locally(estimator) -> None:
+    async def body(client, _state):
+        page = await (await client.get("/")).text()
+        assert "<video" in page and "/static/app.js" in page
+        assert "http://" not in page and "https://" not in page
+        script = await client.get("/static/app.js")
+        assert script.status == 200 and "RTCPeerConnection" in await script.text()
+
+    serve(estimator, body)
+
+
+def test_offer_and_whep_viewers_receive_frames_and_records(estimator, monkeypatch) -> None:
+    """Two viewers at once (JSON offer and WHEP); inference stays once per frame."""
+    loopback_only(monkeypatch)
+
+    async def body(client, state):
+        a, b = Viewer(), Viewer()
+        answer = await (
+            await client.post("/offer", json={"sdp": await a.offer(), "type": "offer"})
+        ).json()
+        assert answer["type"] == "answer"
+        await a.accept(answer["sdp"])
+        whep = await client.post(
+            "/whep", data=await b.offer(), headers={"Content-Type": "application/sdp"}
+        )
+        assert whep.status == 201 and whep.content_type == "application/sdp"
+        location = whep.headers["Location"]
+        await b.accept(await whep.text())
+        frames_a, frames_b = await asyncio.gather(a.frames(8), b.frames(8))
+        for frame in (frames_a[-1], frames_b[-1]):
+            assert (frame.width, frame.height) == (640, 272)
+            rgb = frame.to_ndarray(format="rgb24").astype(int)
+            assert ((rgb[..., 0] - rgb[..., 2] > 40) & (rgb[..., 0] > 80)).mean() > 0.2
+        await _until(lambda: a.records and b.records)
+        assert {
+            "frame",
+            "capture_time",
+            "fps",
+            "inference_ms",
+            "age_ms",
+            "near",
+            "far",
+            "source",
+        } <= set(a.records[-1])
+        stats, queue = state.pipeline.stats, state.pipeline.queue
+        assert stats.frames_processed <= queue.put_count - queue.dropped
+        assert len(state.peers.connections) == 2
+        assert (await client.delete(location)).status == 200
+        assert len(state.peers.connections) == 1
+        await a.close()
+        await b.close()
+        await _until(lambda: not state.peers.connections, 30)
+
+    serve(estimator, body)

@@ -1,0 +1,87 @@
+"""``GET /healthz`` (JSON, 503 when the pipeline is dead) and ``GET /metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from stream.stats import AGE_BUCKETS_MS
+from web.state import STATE, ServerState
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state: ServerState = request.app[STATE]
+    alive = not state.pipeline.done.is_set()
+    return web.json_response(
+        {
+            "status": "ok" if alive else "dead",
+            "source": state.pipeline.source.status.state,
+            "uptime_s": round(time.monotonic() - state.started_at, 1),
+            "frames_processed": state.pipeline.stats.frames_processed,
+            "viewers": len(state.peers.connections) if state.peers else 0,
+        },
+        status=200 if alive else 503,
+    )
+
+
+def _metric(
+    lines: list[str], name: str, kind: str, doc: str, value: float, labels: str = ""
+) -> None:
+    lines += [f"# HELP {name} {doc}", f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state: ServerState = request.app[STATE]
+    pipeline, stats = state.pipeline, state.pipeline.stats
+    summary = pipeline.summary()
+    lines: list[str] = []
+    _metric(
+        lines,
+        "depthstream_fps",
+        "gauge",
+        "Processed frames per second (recent).",
+        round(stats.recent_fps, 3),
+    )
+    for key in (
+        "frames_captured",
+        "frames_processed",
+        "frames_dropped",
+        "frames_corrupt",
+        "reconnects",
+    ):
+        _metric(
+            lines, f"depthstream_{key}_total", "counter", key.replace("_", " ") + ".", summary[key]
+        )
+    _metric(
+        lines,
+        "depthstream_viewers",
+        "gauge",
+        "Connected WebRTC viewers.",
+        len(state.peers.connections) if state.peers else 0,
+    )
+    lines += [
+        "# HELP depthstream_inference_seconds Model inference time per frame.",
+        "# TYPE depthstream_inference_seconds summary",
+    ]
+    for q, key in (("0.5", "p50"), ("0.95", "p95")):
+        value = summary["inference_ms"][key]
+        lines.append(
+            f'depthstream_inference_seconds{{quantile="{q}"}} '
+            f"{'NaN' if value is None else value / 1000}"
+        )
+    lines += [
+        "# HELP depthstream_frame_age_seconds Capture-to-output age of each frame.",
+        "# TYPE depthstream_frame_age_seconds histogram",
+    ]
+    for bound, count in zip(AGE_BUCKETS_MS, stats.age_buckets, strict=True):
+        lines.append(f'depthstream_frame_age_seconds_bucket{{le="{bound / 1000}"}} {count}')
+    lines += [
+        f'depthstream_frame_age_seconds_bucket{{le="+Inf"}} {stats.frames_processed}',
+        f"depthstream_frame_age_seconds_sum {stats.age_sum_ms / 1000}",
+        f"depthstream_frame_age_seconds_count {stats.frames_processed}",
+    ]
+    return web.Response(
+        body=("\n".join(lines) + "\n").encode(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )

@@ -1,0 +1,84 @@
+"""``POST /api/depth``: one image in, its depth out (PNG heat map, JSON or .npy).
+
+Every bad input is a 4xx with a JSON error: empty, not an image, truncated,
+too many pixels (checked from the header before decoding), too large.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from capture.image import decode_image, image_dimensions
+from stream.errors import UserError
+from web.state import STATE, ServerState
+
+FORMATS = ("png", "json", "npy")
+
+
+async def _upload(request: web.Request) -> bytes:
+    """The image bytes: multipart field ``image``, or the raw body."""
+    if request.content_type == "multipart/form-data":
+        form = await request.post()
+        field = form.get("image")
+        if field is None or isinstance(field, str):
+            raise web.HTTPBadRequest(reason="multipart upload needs a file field named 'image'")
+        return field.file.read()
+    return await request.read()
+
+
+def _check_pixels(data: bytes, limit: int) -> None:
+    size = image_dimensions(data)
+    if size is None:
+        if data[:2] == b"\xff\xd8" or data[:4] == b"\x89PNG":
+            raise web.HTTPBadRequest(reason="image header is damaged")
+        raise web.HTTPUnsupportedMediaType(reason="send a PNG or JPEG image")
+    if size[0] * size[1] > limit:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=limit,
+            actual_size=size[0] * size[1],
+            reason=f"image has {size[0]}x{size[1]} pixels; the limit is {limit}",
+        )
+
+
+async def depth(request: web.Request) -> web.StreamResponse:
+    state: ServerState = request.app[STATE]
+    fmt = request.query.get("format", "png")
+    if fmt not in FORMATS:
+        raise web.HTTPBadRequest(reason=f"format must be one of {', '.join(FORMATS)}")
+    data = await _upload(request)
+    if not data:
+        raise web.HTTPBadRequest(reason="empty upload")
+    _check_pixels(data, state.cfg.web.max_pixels)
+    try:
+        rgb = decode_image(data, "upload")
+    except UserError as exc:
+        raise web.HTTPBadRequest(reason=str(exc)) from None
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter()
+    depth_map = await loop.run_in_executor(None, state.estimator, rgb)
+    inference_ms = (time.perf_counter() - start) * 1000.0
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, depth_map.depth.astype(np.float32))
+        return web.Response(body=buffer.getvalue(), content_type="application/octet-stream")
+    view = state.still_renderer().render(rgb, depth_map)
+    png = cv2.imencode(".png", view)[1].tobytes()
+    if fmt == "png":
+        return web.Response(body=png, content_type="image/png")
+    return web.json_response(
+        {
+            "width": rgb.shape[1],
+            "height": rgb.shape[0],
+            "depth_min": float(depth_map.depth.min()),
+            "depth_max": float(depth_map.depth.max()),
+            "inference_ms": round(inference_ms, 2),
+            "image_png_b64": base64.b64encode(png).decode("ascii"),
+        }
+    )

@@ -1,0 +1,49 @@
+"""WebRTC signalling: aiortc-style ``POST /offer`` (JSON) and WHEP (``application/sdp``)."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from web.state import STATE
+
+
+async def _answer(request: web.Request, sdp: str, kind: str) -> tuple[str, str, str]:
+    if kind != "offer" or not sdp.startswith("v=0"):
+        raise web.HTTPBadRequest(reason="expected an SDP offer")
+    try:
+        peer_id, answer = await request.app[STATE].peers.answer(sdp, kind)
+    except (ValueError, TypeError) as exc:
+        raise web.HTTPBadRequest(reason=f"unusable SDP offer: {exc}") from None
+    return peer_id, answer.sdp, answer.type
+
+
+async def offer(request: web.Request) -> web.Response:
+    """``{"sdp", "type"}`` in, the answer in the same shape out (plus the peer id)."""
+    try:
+        body = await request.json()
+        sdp, kind = body["sdp"], body["type"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise web.HTTPBadRequest(reason='body must be JSON {"sdp": ..., "type": "offer"}') from None
+    peer_id, sdp, kind = await _answer(request, sdp, kind)
+    return web.json_response({"sdp": sdp, "type": kind, "id": peer_id})
+
+
+async def whep(request: web.Request) -> web.Response:
+    """WHEP: an SDP offer body in, ``201`` with the answer and a ``Location`` to DELETE."""
+    if request.content_type != "application/sdp":
+        raise web.HTTPUnsupportedMediaType(reason="WHEP needs Content-Type: application/sdp")
+    peer_id, sdp, _ = await _answer(request, await request.text(), "offer")
+    return web.Response(
+        status=201,
+        text=sdp,
+        content_type="application/sdp",
+        headers={"Location": f"/whep/{peer_id}"},
+    )
+
+
+async def whep_delete(request: web.Request) -> web.Response:
+    if not await request.app[STATE].peers.close(request.match_info["peer_id"]):
+        raise web.HTTPNotFound(reason="no such viewer")
+    return web.Response(status=200)

@@ -1,0 +1,30 @@
+"""What the web handlers share: config, the running pipeline, the estimator, the viewers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from stream.config import Config
+from stream.estimator import DepthEstimator
+from stream.pipeline import Pipeline
+from stream.render import DepthRenderer
+from web.hub import FrameHub
+from web.peers import Peers
+
+
+@dataclass
+class ServerState:
+    cfg: Config
+    pipeline: Pipeline
+    estimator: DepthEstimator
+    still_renderer: Callable[[], DepthRenderer]
+    started_at: float = field(default_factory=time.monotonic)
+    hub: FrameHub | None = None
+    peers: Peers | None = None
+
+
+STATE = web.AppKey("state", ServerState)
