@@ -66,7 +66,7 @@ async function hangUp() {
 async function connect() {
   await hangUp();
   setStatus("connecting…");
-  const peer = (pc = new RTCPeerConnection({ iceServers: [] }));
+  const peer = (pc = stats.peer = new RTCPeerConnection({ iceServers: [] }));
   peer.addTransceiver("video", { direction: "recvonly" });
   peer.createDataChannel("frames").onmessage = (e) => onRecord(JSON.parse(e.data));
   peer.ontrack = (e) => {

@@ -1,0 +1,16 @@
+"""``depthstream`` with WebRTC host candidates restricted to 127.0.0.1 (tests only).
+
+aioice leaves 127.0.0.1 out of its host candidates; inside a loopback-only
+network namespace that would leave none, so this wrapper offers exactly it.
+"""
+
+import sys
+
+import aioice.ice
+
+from stream.cli import main
+
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
