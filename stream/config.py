@@ -17,8 +17,10 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from capture.camera import CameraOptions
 from capture.network import NetworkOptions
+from stream.calibration import Fit
 from stream.colormap import COLORMAPS
 from stream.errors import UserError
+from stream.obstacles import ObstacleOptions
 
 OFFICIAL_WEIGHTS_URL = (
     "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"
@@ -85,6 +87,25 @@ class WebConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    """Known distances and the fitted metric conversion (written by ``calibrate``)."""
+
+    points: list[list[float]] = field(default_factory=list)
+    radius: int = 2
+    scale: float = 0.0
+    shift: float = 0.0
+    rms_error_m: float = 0.0
+    refit: bool = False
+    refit_ema: float = 0.2
+
+    def fit(self) -> Fit | None:
+        """The stored conversion, or None while uncalibrated (scale 0)."""
+        if self.scale <= 0:
+            return None
+        return Fit(self.scale, self.shift, self.rms_error_m, len(self.points), 0)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
@@ -94,6 +115,8 @@ class Config:
     camera: CameraOptions = field(default_factory=CameraOptions)
     network: NetworkOptions = field(default_factory=NetworkOptions)
     web: WebConfig = field(default_factory=WebConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    obstacles: ObstacleOptions = field(default_factory=ObstacleOptions)
 
     def cache_dir(self) -> Path:
         """Where downloaded weights and traced models live (XDG cache by default)."""
@@ -105,10 +128,10 @@ class Config:
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:
     if get_origin(expected) is list:
+        if not isinstance(value, list):
+            raise UserError(f"config: {where} must be a list")
         (item,) = get_args(expected)
-        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
-            raise UserError(f"config: {where} must be a list of {item.__name__}")
-        return value
+        return [_check_type(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, bool) and expected is not bool:
@@ -152,7 +175,16 @@ def _validate(cfg: Config) -> None:
     for key in ("open_timeout", "read_timeout", "reconnect_initial", "reconnect_max"):
         if getattr(cfg.network, key) <= 0:
             raise UserError(f"config: network.{key} must be > 0")
-    if not 0 < cfg.web.port < 65536:
+    for i, point in enumerate(cfg.calibration.points):
+        if len(point) != 3 or point[2] <= 0:
+            raise UserError(f"config: calibration.points[{i}] must be [x, y, metres > 0]")
+    o = cfg.obstacles
+    if o.sectors < 1 or not 0 <= o.band_top < o.band_bottom <= 1 or not 0 < o.percentile <= 100:
+        raise UserError(
+            "config: obstacles needs sectors >= 1, 0 <= band_top < band_bottom <= 1 "
+            "and 0 < percentile <= 100"
+        )
+    if not 0 <= cfg.web.port < 65536:
         raise UserError(f"config: web.port must be 1..65535, got {cfg.web.port}")
     if cfg.web.max_upload_mb <= 0 or cfg.web.max_pixels <= 0:
         raise UserError("config: web.max_upload_mb and web.max_pixels must be > 0")
@@ -214,3 +246,39 @@ def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
     out = dataclasses.replace(cfg, **changed)
     _validate(out)
     return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def write_section(path: Path, name: str, values: Any) -> None:
+    """Replace (or append) ``[name]`` in a TOML file, keeping everything else as it was.
+
+    Written to a temporary file and renamed, so a crash never leaves half a config.
+    """
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"[{name}]"), None)
+    body = [f"[{name}]"] + [
+        f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(values).items()
+    ]
+    if start is None:
+        lines += ([""] if lines else []) + body
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+            len(lines),
+        )
+        while end > start + 1 and not lines[end - 1].strip():
+            end -= 1
+        lines[start:end] = body
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

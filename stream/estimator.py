@@ -6,6 +6,7 @@ different aspect ratios get one each), all from the on-disk trace cache.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from stream.config import Config
 from stream.model.trace import load_or_trace
-from stream.model.weights import LoadedModel
+from stream.model.weights import LoadedModel, choose_weights, load_model
 from stream.transform import network_size, to_net_input
+
+UNTRAINED_STAMP = "UNTRAINED WEIGHTS"
 
 
 @dataclass
@@ -69,3 +73,12 @@ def resize_depth(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     with torch.inference_mode():
         tensor = torch.from_numpy(raw)[None, None]
         return F.interpolate(tensor, size=size, mode="bicubic", align_corners=False)[0, 0].numpy()
+
+
+def open_estimator(cfg: Config, weights: str | None = None) -> tuple[DepthEstimator, str | None]:
+    """Resolve and load the weights, set torch's threads; also return the stamp every
+    rendered image must carry (set for untrained weights, so no picture can hide it)."""
+    torch.set_num_threads(cfg.model.threads or os.cpu_count() or 1)
+    loaded = load_model(choose_weights(weights, cfg))
+    stamp = UNTRAINED_STAMP if loaded.choice.synthetic else None
+    return DepthEstimator(loaded, cfg.cache_dir()), stamp

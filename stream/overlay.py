@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from stream.obstacles import ObstacleReading
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -34,3 +36,20 @@ def draw_banner(image: np.ndarray, text: str) -> None:
     (w, h), _ = cv2.getTextSize(text, FONT, scale, 2)
     origin = ((image.shape[1] - w) // 2, (image.shape[0] + h) // 2)
     draw_text(image, text, origin, scale, (0, 200, 255))
+
+
+def draw_sectors(image: np.ndarray, reading: ObstacleReading, right_half: bool = False) -> None:
+    """Sector borders and each sector's nearest distance along the top, red when too near."""
+    h, w = image.shape[:2]
+    x_off, width = (w // 2, w - w // 2) if right_half else (0, w)
+    scale = max(width / 1280.0, 0.4)
+    for sector in reading.sectors:
+        x0, x1 = x_off + int(sector.x0 * width), x_off + int(sector.x1 * width)
+        colour = (0, 0, 255) if sector.warning else (255, 255, 255)
+        if sector.index:
+            cv2.line(image, (x0, 0), (x0, h), (200, 200, 200), 1)
+        metric = sector.metres is not None and np.isfinite(sector.metres)
+        label = f"{sector.metres:.2f} m" if metric else f"{sector.nearness * 100:.0f}%"
+        draw_text(image, label, (x0 + 6, int(h * 0.18) + int(24 * scale)), scale, colour)
+        if sector.warning:
+            cv2.rectangle(image, (x0 + 2, h - 8), (x1 - 2, h - 2), (0, 0, 255), -1)

@@ -22,7 +22,8 @@ from capture.frame import Frame
 from capture.spec import Source
 from stream.estimator import DepthEstimator, DepthMap
 from stream.frame_queue import FrameQueue
-from stream.overlay import draw_figures
+from stream.obstacles import ObstacleReading
+from stream.overlay import draw_figures, draw_sectors
 from stream.render import DepthRenderer
 from stream.stats import RunStats
 
@@ -38,9 +39,11 @@ class Result:
     view: np.ndarray
     inference_ms: float
     age_ms: float
+    obstacles: ObstacleReading | None = None
 
 
 Sink = Callable[[Result], None]
+Readout = Callable[[Frame, DepthMap], ObstacleReading]
 MAX_CONSECUTIVE_FAILURES = 10
 
 
@@ -58,6 +61,7 @@ class Pipeline:
         max_frames: int | None = None,
         overlay: bool = True,
         log_interval: float = 5.0,
+        readout: Readout | None = None,
     ) -> None:
         self.source = source
         self.estimator = estimator
@@ -65,6 +69,7 @@ class Pipeline:
         self.sinks = sinks
         self.max_frames = max_frames
         self.overlay = overlay
+        self.readout = readout
         self.log_interval = log_interval
         self.queue: FrameQueue[Frame] = FrameQueue(queue_size, drop_oldest=source.live)
         self.stats = RunStats()
@@ -130,10 +135,13 @@ class Pipeline:
         inference_ms = (time.perf_counter() - t0) * 1000.0
         # A copy: outputs in other threads keep it while the renderer reuses its buffer.
         view = self.renderer.render(frame.rgb, depth).copy()
+        obstacles = self.readout(frame, depth) if self.readout is not None else None
         age_ms = (time.monotonic() - frame.captured_at) * 1000.0
         if self.overlay:
+            if obstacles is not None:
+                draw_sectors(view, obstacles, self.renderer.layout == "side-by-side")
             draw_figures(view, self.stats.recent_fps, inference_ms, age_ms)
-        result = Result(frame, depth, view, inference_ms, age_ms)
+        result = Result(frame, depth, view, inference_ms, age_ms, obstacles)
         self.latest = result
         for sink in self.sinks:
             sink(result)

@@ -6,11 +6,12 @@ import cv2
 import numpy as np
 
 from stream.colormap import Colorizer
-from stream.estimator import DepthMap
+from stream.config import Config
+from stream.estimator import UNTRAINED_STAMP, DepthMap
 from stream.normalizer import EmaNormalizer
 from stream.overlay import draw_text
 
-UNTRAINED_STAMP = "UNTRAINED WEIGHTS"
+__all__ = ["UNTRAINED_STAMP", "DepthRenderer", "draw_stamp"]
 
 
 def draw_stamp(image: np.ndarray, text: str) -> None:
@@ -38,6 +39,16 @@ class DepthRenderer:
         self.layout = layout
         self.stamp = stamp
         self._canvas: np.ndarray | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Config, stamp: str | None) -> DepthRenderer:
+        n = cfg.normalize
+        return cls(
+            EmaNormalizer(n.low_percentile, n.high_percentile, n.ema),
+            Colorizer(cfg.render.colormap),
+            cfg.render.layout,
+            stamp,
+        )
 
     def render(self, rgb: np.ndarray, depth: DepthMap) -> np.ndarray:
         """The view for one frame; a reused buffer, valid until the next call."""

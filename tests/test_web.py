@@ -35,16 +35,16 @@ def renderer() -> DepthRenderer:
     return DepthRenderer(EmaNormalizer(), Colorizer("inferno"))
 
 
-def make_state(estimator, cfg: Config | None = None) -> ServerState:
+def make_state(estimator, cfg: Config | None = None, meter=None, config_path=None) -> ServerState:
     cfg = cfg or Config()
     source = open_source("sample", cfg, live_file=True, loop=True)
-    pipeline = Pipeline(source, estimator, renderer(), [], overlay=False)
-    return ServerState(cfg, pipeline, estimator, renderer)
+    pipeline = Pipeline(source, estimator, renderer(), [], overlay=False, readout=meter)
+    return ServerState(cfg, pipeline, estimator, renderer, meter=meter, config_path=config_path)
 
 
-def serve(estimator, body, cfg: Config | None = None):
+def serve(estimator, body, cfg: Config | None = None, **state_options):
     """Run ``body(client, state)`` against a started server, then shut it down."""
-    state = make_state(estimator, cfg)
+    state = make_state(estimator, cfg, **state_options)
 
     async def main():
         async with TestClient(TestServer(create_app(state), host="127.0.0.1")) as client:

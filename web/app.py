@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import controls, health, rest, rtc
+from web import controls, health, obstacles, rest, rtc
 from web.state import STATE, ServerState
 
 log = logging.getLogger("depthstream")
@@ -49,6 +49,8 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_post("/api/depth", rest.depth)
     app.router.add_get("/api/settings", controls.get_settings)
     app.router.add_post("/api/settings", controls.post_settings)
+    app.router.add_get("/ws/obstacles", obstacles.stream_obstacles)
+    app.router.add_post("/api/calibration", obstacles.calibrate)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
     return app

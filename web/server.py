@@ -38,6 +38,7 @@ def frame_record(state: ServerState) -> Callable[[Result], dict[str, Any]]:
             "near": normalizer.high,
             "far": normalizer.low,
             "source": state.pipeline.source.status.state,
+            "obstacles": result.obstacles.to_dict() if result.obstacles else None,
         }
 
     return record

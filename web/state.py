@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
 from stream.config import Config
 from stream.estimator import DepthEstimator
 from stream.pipeline import Pipeline
+from stream.readout import ObstacleMeter
 from stream.render import DepthRenderer
 from web.hub import FrameHub
 from web.peers import Peers
@@ -22,6 +24,8 @@ class ServerState:
     pipeline: Pipeline
     estimator: DepthEstimator
     still_renderer: Callable[[], DepthRenderer]
+    meter: ObstacleMeter | None = None
+    config_path: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
     hub: FrameHub | None = None
     peers: Peers | None = None

@@ -101,8 +101,18 @@ def decoded(driver: webdriver.Chrome) -> int:
 
 def start_server(work: Path) -> subprocess.Popen:
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
-    command = [sys.executable, str(ROOT / "tests/tools/serve_loopback.py"), "serve", "sample",
-               "--weights", "synthetic", "--port", str(PORT), "--threads", "1"]
+    command = [
+        sys.executable,
+        str(ROOT / "tests/tools/serve_loopback.py"),
+        "serve",
+        "sample",
+        "--weights",
+        "synthetic",
+        "--port",
+        str(PORT),
+        "--threads",
+        "1",
+    ]
     with open(work / "server.log", "a") as log:
         server = subprocess.Popen(command, cwd=work, env=env, stderr=log)
     wait(_healthy, 120, "server health")

@@ -23,9 +23,68 @@ function onRecord(record) {
   $("age").textContent = record.age_ms.toFixed(0) + " ms";
   $("range").textContent =
     record.near === null ? "–" : record.near.toFixed(1) + " / " + record.far.toFixed(1);
+  if (record.obstacles) showSectors(record.obstacles);
   if (record.source === "reconnecting") setStatus("camera lost, reconnecting…", "warn");
   else if (pc && pc.connectionState === "connected") setStatus("live", "live");
 }
+
+function showSectors(reading) {
+  $("sectors").replaceChildren(
+    ...reading.sectors.map((s) => {
+      const cell = document.createElement("div");
+      cell.textContent =
+        s.metres === null || !isFinite(s.metres)
+          ? Math.round(s.nearness * 100) + "% near"
+          : s.metres.toFixed(2) + " m";
+      if (s.warning) cell.className = "warn";
+      return cell;
+    }),
+  );
+}
+
+// Calibration: clicks on the video become pixel positions in the camera frame.
+const points = [];
+
+function showPoints() {
+  $("points").replaceChildren(
+    ...points.map(([x, y, m]) => {
+      const item = document.createElement("li");
+      item.textContent = `(${x.toFixed(0)}, ${y.toFixed(0)}) at ${m} m`;
+      return item;
+    }),
+  );
+  $("fit").disabled = points.length < 2;
+}
+
+video.addEventListener("click", (e) => {
+  if (!video.videoWidth) return;
+  const box = video.getBoundingClientRect();
+  let x = ((e.clientX - box.left) * video.videoWidth) / box.width;
+  const y = ((e.clientY - box.top) * video.videoHeight) / box.height;
+  if ($("sidebyside").checked) x %= video.videoWidth / 2;
+  const metres = parseFloat(prompt("Distance to this point, in metres:") || "");
+  if (!(metres > 0)) return;
+  points.push([x, y, metres]);
+  showPoints();
+});
+
+$("clear").onclick = () => {
+  points.length = 0;
+  showPoints();
+};
+
+$("fit").onclick = async () => {
+  const response = await fetch("/api/calibration", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ points }),
+  });
+  const answer = await response.json();
+  $("calibration").textContent = response.ok
+    ? `fitted on ${answer.used} points, rms error ${answer.rms_error_m.toFixed(2)} m` +
+      (answer.saved_to ? `, saved to ${answer.saved_to}` : "")
+    : "calibration failed: " + answer.error;
+};
 
 function onVideoFrame() {
   // The newest record belongs to the newest frame sent; both clocks are the host's.

@@ -1,0 +1,141 @@
+"""Metres from MiDaS: fit depth_m = 1 / (s * d + t) to points of known distance.
+
+MiDaS predicts inverse depth up to an unknown scale and shift, so the fit is
+linear in inverse-depth space: 1/metres = s * d + t.  With more than three
+points it rejects outliers (residual beyond 3 robust standard deviations) and
+refits; it refuses degenerate input rather than return a meaningless line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.errors import UserError
+
+MIN_SPREAD = 1e-3
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted line plus how well it explains the points it kept."""
+
+    scale: float
+    shift: float
+    rms_error_m: float
+    used: int
+    rejected: int
+
+    def metres(self, inverse_depth: np.ndarray | float) -> np.ndarray:
+        """Metric depth; inf where the line says "beyond infinity" (s*d + t <= 0)."""
+        denom = self.scale * np.asarray(inverse_depth, dtype=np.float64) + self.shift
+        with np.errstate(divide="ignore"):
+            return np.where(denom > 0, 1.0 / np.maximum(denom, 1e-12), np.inf)
+
+
+def _lstsq(d: np.ndarray, inv: np.ndarray) -> tuple[float, float]:
+    a = np.stack([d, np.ones_like(d)], axis=1)
+    (s, t), *_ = np.linalg.lstsq(a, inv, rcond=None)
+    return float(s), float(t)
+
+
+def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
+    """Fit s, t from network values ``inverse_depth`` at points ``metres`` away."""
+    d = np.asarray(inverse_depth, dtype=np.float64).ravel()
+    m = np.asarray(metres, dtype=np.float64).ravel()
+    if d.size != m.size:
+        raise ValueError("inverse_depth and metres differ in length")
+    if d.size < 2:
+        raise UserError(f"calibration needs at least 2 points, got {d.size}")
+    if not np.all(np.isfinite(m)) or np.any(m <= 0):
+        raise UserError("calibration distances must be positive numbers of metres")
+    if not np.all(np.isfinite(d)) or np.any(d <= 0):
+        raise UserError("a calibration point lies on invalid depth (zero or not finite)")
+    inv = 1.0 / m
+    if np.ptp(inv) < MIN_SPREAD * inv.mean():
+        raise UserError(
+            "calibration points are all at the same distance; give points at different distances"
+        )
+    if np.ptp(d) < MIN_SPREAD * d.mean():
+        raise UserError(
+            "the network sees every calibration point at the same depth; "
+            "pick points that look nearer and farther"
+        )
+    keep = np.ones(d.size, bool)
+    s, t = _lstsq(d, inv)
+    if d.size > 3:
+        residual = inv - (s * d + t)
+        sigma = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+        if sigma > 0:
+            keep = np.abs(residual) <= 3 * sigma
+            if keep.sum() >= 2 and np.ptp(inv[keep]) > 0:
+                s, t = _lstsq(d[keep], inv[keep])
+            else:
+                keep[:] = True
+    if s <= 0:
+        raise UserError(
+            "calibration is inconsistent: points that look nearer were given larger "
+            "distances; check the points and their distances"
+        )
+    result = Fit(s, t, 0.0, int(keep.sum()), int((~keep).sum()))
+    error = result.metres(d[keep]) - m[keep]
+    return Fit(s, t, float(np.sqrt(np.mean(error**2))), result.used, result.rejected)
+
+
+def sample_points(
+    depth: np.ndarray, points: list[tuple[float, float]], radius: int = 0
+) -> np.ndarray:
+    """Median of ``depth`` in a (2r+1)^2 window at each (x, y); refuses points outside it."""
+    h, w = depth.shape
+    values = []
+    for x, y in points:
+        if not (0 <= x < w and 0 <= y < h):
+            raise UserError(f"calibration point ({x:g}, {y:g}) is outside the {w}x{h} image")
+        xi, yi = int(x), int(y)
+        window = depth[max(yi - radius, 0) : yi + radius + 1, max(xi - radius, 0) : xi + radius + 1]
+        values.append(float(np.median(window)))
+    return np.array(values)
+
+
+class Calibrator:
+    """Holds the current s, t; optionally refits every frame on fixed reference points,
+    smoothing s and t with an EMA so distances do not jump."""
+
+    def __init__(
+        self,
+        current: Fit | None,
+        points: list[tuple[float, float, float]],
+        radius: int = 2,
+        refit: bool = False,
+        ema: float = 0.2,
+    ) -> None:
+        self.current = current
+        self.points = points
+        self.radius = radius
+        self.refit = refit and len(points) >= 2
+        self.ema = ema
+
+    def update(self, depth: np.ndarray) -> Fit | None:
+        """Fold in this frame when refitting; a frame where the fit fails keeps the last one."""
+        if not self.refit:
+            return self.current
+        try:
+            new = fit(
+                sample_points(depth, [(x, y) for x, y, _ in self.points], self.radius),
+                np.array([m for _, _, m in self.points]),
+            )
+        except UserError:
+            return self.current
+        if self.current is None:
+            self.current = new
+        else:
+            a = self.ema
+            self.current = Fit(
+                (1 - a) * self.current.scale + a * new.scale,
+                (1 - a) * self.current.shift + a * new.shift,
+                new.rms_error_m,
+                new.used,
+                new.rejected,
+            )
+        return self.current

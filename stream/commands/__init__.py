@@ -1,0 +1,1 @@
+"""One module per ``depthstream`` sub-command; each has ``register`` and ``run``."""

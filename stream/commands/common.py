@@ -1,0 +1,50 @@
+"""What several commands share: config with flag overrides, writing output files."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from stream.colormap import COLORMAPS
+from stream.config import Config, load_config, with_overrides
+from stream.errors import UserError
+
+
+def common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="config file (default: ./config.toml)")
+    common.add_argument(
+        "--weights",
+        metavar="W",
+        help="weights file, or 'synthetic' for untrained smoke-test weights",
+    )
+    common.add_argument("--colormap", choices=list(COLORMAPS), help="colour map (default: inferno)")
+    common.add_argument(
+        "--threads", type=int, metavar="N", help="torch CPU threads (0 = all cores)"
+    )
+    return common
+
+
+def config(args: argparse.Namespace) -> Config:
+    """The config file, with the command's flags (where it has them) on top."""
+    return with_overrides(
+        load_config(args.config),
+        model={"threads": args.threads},
+        render={"colormap": args.colormap, "layout": getattr(args, "layout", None)},
+        web={"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
+    )
+
+
+def write_output(path: Path, write: Callable[[Path], Any]) -> None:
+    """Create the folder, write, and turn any failure into a one-line error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = write(path)
+    except (OSError, cv2.error) as exc:
+        raise UserError(f"cannot write {path}: {exc}") from None
+    if ok is False:
+        raise UserError(f"cannot write {path}")

@@ -1,0 +1,86 @@
+"""``depthstream image``: heat maps (and raw/resized depth) of still images."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from capture.image import read_image
+from stream.commands.common import config, write_output
+from stream.config import LAYOUTS
+from stream.errors import UserError
+from stream.estimator import open_estimator
+from stream.render import DepthRenderer
+
+log = logging.getLogger("depthstream")
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("image", parents=[common], help="depth heat maps of still images")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files")
+    p.add_argument("--out", metavar="OUT.png", help="heat map path (one input only)")
+    p.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        default=".",
+        help="folder for <name>_depth.png and the .npy files (default: .)",
+    )
+    p.add_argument(
+        "--raw",
+        nargs="?",
+        const="",
+        metavar="RAW.npy",
+        help="save the float32 network output (default name <name>_raw.npy)",
+    )
+    p.add_argument(
+        "--depth",
+        nargs="?",
+        const="",
+        metavar="DEPTH.npy",
+        help="save float32 depth at image size (default name <name>_depth.npy)",
+    )
+    p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the image")
+    p.set_defaults(run=run)
+
+
+def _npy_target(flag: str | None, out_dir: Path, stem: str, suffix: str) -> Path | None:
+    if flag is None:
+        return None
+    return Path(flag) if flag else out_dir / f"{stem}_{suffix}.npy"
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    if len(args.inputs) > 1 and (args.out or args.raw or args.depth):
+        raise UserError("with several inputs use --out-dir (and --raw/--depth without a path)")
+    if not any(Path(name).is_file() for name in args.inputs):
+        raise UserError("none of the inputs exists: " + ", ".join(args.inputs))
+    estimator, stamp = open_estimator(cfg, args.weights)
+    out_dir = Path(args.out_dir)
+    done = 0
+    for name in args.inputs:
+        try:
+            rgb = read_image(name)
+        except UserError as exc:
+            log.error("skipped: %s", exc)
+            continue
+        stem = Path(name).stem
+        depth = estimator(rgb)
+        view = DepthRenderer.from_config(cfg, stamp).render(rgb, depth)
+        out = Path(args.out) if args.out else out_dir / f"{stem}_depth.png"
+        write_output(out, lambda p, v=view: cv2.imwrite(str(p), v))
+        for target, array in (
+            (_npy_target(args.raw, out_dir, stem, "raw"), depth.raw),
+            (_npy_target(args.depth, out_dir, stem, "depth"), depth.depth),
+        ):
+            if target is not None:
+                write_output(target, lambda p, a=array: np.save(p, a.astype(np.float32)))
+        log.info("%s -> %s", name, out)
+        done += 1
+    if done == 0:
+        raise UserError("no input could be processed")
+    return 0

@@ -1,0 +1,144 @@
+"""``depthstream run``: live depth in a window (or headless), optionally recorded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from capture.sample import SAMPLE_NAME
+from capture.spec import open_source
+from stream.commands.common import config, write_output
+from stream.config import LAYOUTS
+from stream.errors import UserError
+from stream.estimator import open_estimator
+from stream.pipeline import Pipeline, Sink
+from stream.readout import ObstacleMeter
+from stream.render import DepthRenderer
+from stream.sinks.mp4 import Mp4Recorder
+from stream.sinks.window import WindowDisplay, check_display
+
+log = logging.getLogger("depthstream")
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "run", parents=[common], help="live depth from a camera, stream or file"
+    )
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="camera index or /dev/videoN, rtsp:// or http(s):// URL, video file, "
+        f"or '{SAMPLE_NAME}'",
+    )
+    p.add_argument(
+        "--display",
+        choices=("window", "none"),
+        default="window",
+        help="show an OpenCV window (default) or run headless",
+    )
+    p.add_argument("--record", metavar="OUT.mp4", help="record what is shown as H.264 MP4")
+    p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
+    p.add_argument(
+        "--mode",
+        choices=("live", "offline"),
+        help="files only: pace at the file's frame rate (live) or process every frame "
+        "as fast as possible (offline; default with --display none --record)",
+    )
+    p.add_argument("--loop", action="store_true", help="files only: start again at the end")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--stats-json", metavar="PATH", help="write the run's figures here at exit")
+    p.add_argument(
+        "--snapshot-dir",
+        metavar="DIR",
+        default=".",
+        help="where the 's' key saves snapshots (default: .)",
+    )
+    p.add_argument(
+        "--obstacles",
+        action="store_true",
+        help="show the nearest obstacle per sector ([obstacles], [calibration])",
+    )
+    p.add_argument("--no-overlay", action="store_true", help="no text over the view")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    if args.frames is not None and args.frames < 1:
+        raise UserError("--frames must be at least 1")
+    if args.duration is not None and args.duration <= 0:
+        raise UserError("--duration must be positive")
+    window = args.display == "window"
+    if window:
+        check_display()
+    offline = args.mode == "offline" if args.mode else (not window and bool(args.record))
+    source = open_source(args.source, cfg, live_file=not offline, loop=args.loop)
+    try:
+        estimator, stamp = open_estimator(cfg, args.weights)
+        estimator.warm_up(*source.size)
+        recorder = (
+            Mp4Recorder(args.record, source.fps, cfg.output.crf, cfg.output.preset)
+            if args.record
+            else None
+        )
+    except BaseException:
+        source.close()
+        raise
+    sinks: list[Sink] = []
+    if recorder is not None:
+        if offline:
+            sinks.append(lambda r: recorder.write(r.view))
+        else:
+            start = time.monotonic()
+            sinks.append(lambda r: recorder.write(r.view, r.frame.captured_at - start))
+    bar = None
+    if offline:
+        total = min(filter(None, (source.frame_count, args.frames)), default=None)
+        bar = tqdm(total=total, unit="frame", desc="depth", file=sys.stderr, dynamic_ncols=True)
+        sinks.append(lambda _r: bar.update())
+    pipeline = Pipeline(
+        source,
+        estimator,
+        DepthRenderer.from_config(cfg, stamp),
+        sinks,
+        queue_size=cfg.pipeline.queue_size,
+        max_frames=args.frames,
+        overlay=not args.no_overlay,
+        log_interval=cfg.output.log_interval,
+        readout=ObstacleMeter.from_config(cfg) if args.obstacles else None,
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: pipeline.stop())
+    timer = threading.Timer(args.duration, pipeline.stop) if args.duration else None
+    try:
+        if timer:
+            timer.start()
+        if window:
+            pipeline.start()
+            WindowDisplay(Path(args.snapshot_dir)).run(pipeline)
+        else:
+            pipeline.run()
+    finally:
+        if timer:
+            timer.cancel()
+        pipeline.join()
+        if bar is not None:
+            bar.close()
+        if recorder is not None:
+            recorder.close()
+    summary = pipeline.summary()
+    log.info("%s", summary)
+    if args.stats_json:
+        write_output(Path(args.stats_json), lambda p: p.write_text(json.dumps(summary, indent=2)))
+    if summary["frames_processed"] == 0:
+        raise UserError(f"{args.source}: no frame could be processed")
+    return 0
