@@ -75,6 +75,11 @@ def run_cli(
     )
 
 
+def run_synthetic(*args: str, **options) -> subprocess.CompletedProcess:
+    """``run_cli`` with the untrained parity weights (the real ones cannot be downloaded)."""
+    return run_cli(*args, "--weights", "synthetic", **options)
+
+
 def assert_clean_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
     """A user mistake: the given exit code, one ``error:`` line, no traceback."""
     assert proc.returncode == code, (proc.returncode, proc.stderr)

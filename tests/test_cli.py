@@ -10,7 +10,7 @@ import pytest
 
 from capture.file import FileSource
 from capture.sample import SAMPLE_PATH
-from tests.conftest import DATA, assert_clean_error, run_cli
+from tests.conftest import DATA, assert_clean_error, run_cli, run_synthetic
 from tests.media import count_frames, short_clip
 
 CHELSEA = DATA / "cases" / "chelsea" / "chelsea.png"
@@ -18,11 +18,9 @@ CAMERA = DATA / "cases" / "camera" / "camera.png"
 
 
 def test_image_writes_heatmap_raw_and_depth(tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = run_synthetic(
         "image",
         str(CHELSEA),
-        "--weights",
-        "synthetic",
         "--out",
         "heat.png",
         "--raw",
@@ -43,12 +41,10 @@ def test_image_writes_heatmap_raw_and_depth(tmp_path: Path) -> None:
 
 
 def test_image_several_inputs_go_to_out_dir(tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = run_synthetic(
         "image",
         str(CHELSEA),
         str(CAMERA),
-        "--weights",
-        "synthetic",
         "--out-dir",
         "maps",
         "--raw",
@@ -66,7 +62,7 @@ def test_image_bad_inputs_are_reported_and_good_ones_still_processed(tmp_path: P
     (tmp_path / "text.png").write_text("not an image")
     (tmp_path / "cut.png").write_bytes(CHELSEA.read_bytes()[:50_000])
     bad = ["missing.png", "empty.png", "text.png", "cut.png"]
-    proc = run_cli("image", *bad, str(CHELSEA), "--weights", "synthetic", cwd=tmp_path)
+    proc = run_synthetic("image", *bad, str(CHELSEA), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     for name, reason in zip(
@@ -80,18 +76,16 @@ def test_image_bad_inputs_are_reported_and_good_ones_still_processed(tmp_path: P
 
 def test_image_exits_nonzero_when_nothing_could_be_processed(tmp_path: Path) -> None:
     (tmp_path / "text.png").write_text("not an image")
-    proc = run_cli("image", "text.png", "--weights", "synthetic", cwd=tmp_path)
+    proc = run_synthetic("image", "text.png", cwd=tmp_path)
     assert "no input could be processed" in assert_clean_error(proc)
     proc = run_cli("image", "missing.png", cwd=tmp_path)
     assert "none of the inputs exists" in assert_clean_error(proc)
 
 
 def test_run_sample_records_h264_of_every_frame(tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = run_synthetic(
         "run",
         "sample",
-        "--weights",
-        "synthetic",
         "--frames",
         "12",
         "--display",
@@ -109,11 +103,9 @@ def test_run_sample_records_h264_of_every_frame(tmp_path: Path) -> None:
 def test_run_side_by_side_of_a_whole_file_offline(tmp_path: Path) -> None:
     """Offline (headless + record) processes every frame of the file."""
     short_clip(tmp_path / "short.mp4", 20)
-    proc = run_cli(
+    proc = run_synthetic(
         "run",
         "short.mp4",
-        "--weights",
-        "synthetic",
         "--layout",
         "side-by-side",
         "--display",
@@ -128,11 +120,9 @@ def test_run_side_by_side_of_a_whole_file_offline(tmp_path: Path) -> None:
 
 def test_run_damaged_video_processes_what_decodes(tmp_path: Path, shared: Path) -> None:
     damaged = shared / "media" / "videos" / "damaged_megamind.avi"
-    proc = run_cli(
+    proc = run_synthetic(
         "run",
         str(damaged),
-        "--weights",
-        "synthetic",
         "--frames",
         "30",
         "--display",
@@ -160,7 +150,7 @@ def test_run_unreadable_source_is_a_clean_error(
     video = tmp_path / "video.mp4"
     if content is not None:
         video.write_bytes(content)
-    proc = run_cli("run", str(video), "--weights", "synthetic", "--display", "none", cwd=tmp_path)
+    proc = run_synthetic("run", str(video), "--display", "none", cwd=tmp_path)
     assert reason in assert_clean_error(proc)
 
 

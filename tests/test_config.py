@@ -9,7 +9,7 @@ import pytest
 
 from stream.config import Config, load_config, with_overrides
 from stream.errors import UserError
-from tests.conftest import ROOT, assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, run_synthetic
 
 
 def test_repository_config_spells_out_every_default() -> None:
@@ -61,13 +61,11 @@ def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
 def test_cli_names_the_bad_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[render]\ncolour = 'inferno'\n")
-    proc = run_cli(
+    proc = run_synthetic(
         "image",
         str(ROOT / "tests/data/cases/chelsea/chelsea.png"),
         "--config",
         str(bad),
-        "--weights",
-        "synthetic",
         cwd=tmp_path,
     )
     assert "render.colour" in assert_clean_error(proc)

@@ -22,7 +22,7 @@ from capture.spec import open_source
 from stream.config import Config
 from stream.errors import UserError
 from stream.frame_queue import FrameQueue
-from tests.conftest import ROOT, assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, run_synthetic
 from tests.media import count_frames, short_clip
 
 STATS_KEYS = {
@@ -120,26 +120,24 @@ def test_missing_camera_is_a_clear_error() -> None:
 
 @pytest.mark.parametrize("spec", ["ftp://127.0.0.1/x", "rtps://127.0.0.1/cam"])
 def test_wrong_url_scheme_is_a_clear_error(spec: str) -> None:
-    proc = run_cli("run", spec, "--display", "none", "--weights", "synthetic")
+    proc = run_synthetic("run", spec, "--display", "none")
     assert "unsupported source scheme" in assert_clean_error(proc)
 
 
 def test_missing_camera_from_the_command_line(tmp_path: Path) -> None:
-    proc = run_cli("run", "5", "--display", "none", "--weights", "synthetic", cwd=tmp_path)
+    proc = run_synthetic("run", "5", "--display", "none", cwd=tmp_path)
     assert "camera 5" in assert_clean_error(proc)
 
 
 def test_window_without_a_display_is_a_clear_error(tmp_path: Path) -> None:
-    proc = run_cli("run", "sample", "--weights", "synthetic", cwd=tmp_path, env={"DISPLAY": ""})
+    proc = run_synthetic("run", "sample", cwd=tmp_path, env={"DISPLAY": ""})
     assert "--display none" in assert_clean_error(proc)
 
 
 def test_frames_and_duration_end_a_live_run(tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = run_synthetic(
         "run",
         "sample",
-        "--weights",
-        "synthetic",
         "--display",
         "none",
         "--frames",
@@ -153,11 +151,9 @@ def test_frames_and_duration_end_a_live_run(tmp_path: Path) -> None:
     assert set(stats) >= STATS_KEYS and stats["frames_processed"] == 5
     for key in ("inference_ms", "frame_age_ms"):
         assert set(stats[key]) == {"p50", "p95", "max"} and stats[key]["p50"] > 0
-    proc = run_cli(
+    proc = run_synthetic(
         "run",
         "sample",
-        "--weights",
-        "synthetic",
         "--display",
         "none",
         "--loop",

@@ -24,7 +24,7 @@ from stream.errors import UserError
 from stream.evaluate import find_pairs, read_depth, score
 from stream.obstacles import ObstacleOptions, read_sectors
 from stream.readout import ObstacleMeter
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, run_synthetic
 from tests.test_web import serve
 
 S, T = 0.004, 0.02
@@ -168,9 +168,7 @@ def test_both_rgbd_layouts_are_read(nyu: Path, kitti: Path) -> None:
 
 
 def test_eval_command_end_to_end(nyu: Path, tmp_path: Path) -> None:
-    proc = run_cli(
-        "eval", "--rgbd", str(nyu), "--weights", "synthetic", "--json", "e.json", cwd=tmp_path
-    )
+    proc = run_synthetic("eval", "--rgbd", str(nyu), "--json", "e.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "AbsRel" in proc.stdout and "mean" in proc.stdout and "UNTRAINED" in proc.stdout
     report = json.loads((tmp_path / "e.json").read_text())
@@ -188,7 +186,7 @@ def test_eval_refuses_a_broken_rgbd_folder(nyu: Path, tmp_path: Path, damage: st
         victim.unlink()
     else:
         victim.write_bytes(b"not a png")
-    proc = run_cli("eval", "--rgbd", str(folder), "--weights", "synthetic", cwd=tmp_path)
+    proc = run_synthetic("eval", "--rgbd", str(folder), cwd=tmp_path)
     assert "sync_depth_00050.png" in assert_clean_error(proc)
     assert not (tmp_path / "eval.json").exists()
 
@@ -211,16 +209,7 @@ def test_calibrate_command_fits_and_saves(still: Path, estimator, tmp_path: Path
     ]
     config = tmp_path / "robot.toml"
     config.write_text("[render]\ncolormap = 'turbo'\n")
-    proc = run_cli(
-        "calibrate",
-        str(still),
-        *args,
-        "--weights",
-        "synthetic",
-        "--config",
-        str(config),
-        cwd=tmp_path,
-    )
+    proc = run_synthetic("calibrate", str(still), *args, "--config", str(config), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "calibrated on 3 point(s)" in proc.stdout
     cfg = load_config(config)
@@ -242,12 +231,10 @@ def test_calibrate_failures_write_nothing(still: Path, tmp_path: Path, points, m
     config = tmp_path / "c.toml"
     config.write_text("[render]\ncolormap = 'gray'\n")
     before = config.read_text()
-    proc = run_cli(
+    proc = run_synthetic(
         "calibrate",
         str(still),
         *[f"--point={p}" for p in points],
-        "--weights",
-        "synthetic",
         "--config",
         str(config),
         cwd=tmp_path,

@@ -19,7 +19,7 @@ from stream.colormap import Colorizer
 from stream.normalizer import EmaNormalizer
 from stream.pipeline import Pipeline
 from stream.render import DepthRenderer
-from tests.conftest import ROOT, assert_clean_error, require, run_cli
+from tests.conftest import ROOT, assert_clean_error, require, run_synthetic
 
 SERVER = ROOT / "tests" / "tools" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -132,27 +132,19 @@ def test_server_restart_leads_to_a_reconnect(rtsp: RtspServer, estimator) -> Non
 
 def test_url_nobody_answers_is_a_clear_error_within_seconds(tmp_path: Path) -> None:
     start = time.monotonic()
-    proc = run_cli(
-        "run",
-        f"rtsp://127.0.0.1:{free_port()}/cam",
-        "--display",
-        "none",
-        "--weights",
-        "synthetic",
-        cwd=tmp_path,
+    proc = run_synthetic(
+        "run", f"rtsp://127.0.0.1:{free_port()}/cam", "--display", "none", cwd=tmp_path
     )
     assert "cannot open stream" in assert_clean_error(proc)
     assert time.monotonic() - start < 30
 
 
 def test_cli_records_an_rtsp_stream(rtsp: RtspServer, tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = run_synthetic(
         "run",
         rtsp.url,
         "--display",
         "none",
-        "--weights",
-        "synthetic",
         "--frames",
         "8",
         "--record",

@@ -30,7 +30,7 @@ from stream.model.weights import (
     load_model,
     read_state_dict,
 )
-from tests.conftest import DATA, assert_clean_error, run_cli
+from tests.conftest import DATA, assert_clean_error, run_cli, run_synthetic
 
 CHELSEA = DATA / "cases" / "chelsea" / "chelsea.png"
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
@@ -516,9 +516,7 @@ def test_cli_synthetic_warns_untrained(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/{WEIGHTS_FILENAME}"
     config = _write_config(tmp_path, weights_url=url)
     out = tmp_path / "chelsea_depth.png"
-    proc = run_cli(
-        "image", str(CHELSEA), "--config", str(config), "--weights", "synthetic", "--out", str(out)
-    )
+    proc = run_synthetic("image", str(CHELSEA), "--config", str(config), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "UNTRAINED" in proc.stderr
