@@ -13,8 +13,8 @@ import numpy as np
 from capture.image import read_image
 from capture.spec import open_source
 from stream.calibration import fit, sample_points
-from stream.commands.common import config
-from stream.config import default_config_path, write_section
+from stream.commands.common import config, config_target
+from stream.config import write_section
 from stream.errors import UserError
 from stream.estimator import open_estimator
 
@@ -68,7 +68,7 @@ def _depth_maps(spec: str, cfg, estimator, frames: int) -> list[np.ndarray]:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config(args)
-    target = Path(args.config) if args.config else (default_config_path() or Path("config.toml"))
+    target = config_target(args)
     if len(args.point) < 2:
         raise UserError("calibration needs at least 2 --point X,Y,METRES")
     radius = cfg.calibration.radius if args.radius is None else args.radius

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 
 from stream.colormap import COLORMAPS
-from stream.config import Config, load_config, with_overrides
+from stream.config import Config, default_config_path, load_config, with_overrides
 from stream.errors import UserError
 
 
@@ -37,6 +37,11 @@ def config(args: argparse.Namespace) -> Config:
         render={"colormap": args.colormap, "layout": getattr(args, "layout", None)},
         web={"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
     )
+
+
+def config_target(args: argparse.Namespace) -> Path:
+    """The config file that saved settings (such as a calibration) go into."""
+    return Path(args.config) if args.config else (default_config_path() or Path("config.toml"))
 
 
 def write_output(path: Path, write: Callable[[Path], Any]) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from capture.sample import SAMPLE_NAME
 from capture.spec import open_source
-from stream.commands.common import config
-from stream.config import LAYOUTS, default_config_path
+from stream.commands.common import config, config_target
+from stream.config import LAYOUTS
 from stream.errors import UserError
 from stream.estimator import open_estimator
 from stream.pipeline import Pipeline
@@ -56,9 +55,7 @@ def run(args: argparse.Namespace) -> int:
         log_interval=cfg.output.log_interval,
         readout=meter,
     )
-    config_path = (
-        Path(args.config) if args.config else (default_config_path() or Path("config.toml"))
-    )
+    config_path = config_target(args)
     state = ServerState(
         cfg,
         pipeline,
