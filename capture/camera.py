@@ -84,8 +84,9 @@ class CameraSource:
                 if failures >= self.options.max_failed_reads:
                     log.error("camera %s: no frames any more (unplugged?)", self.device)
                     break
-                self.status.corrupt += 1
                 continue
+            # Failed reads the camera recovered from were frames skipped mid-stream.
+            self.status.corrupt += failures
             failures = 0
             pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or None
             yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), seq, pts, time.monotonic())

@@ -7,11 +7,9 @@ import numpy as np
 
 from stream.colormap import Colorizer
 from stream.config import Config
-from stream.estimator import UNTRAINED_STAMP, DepthMap
+from stream.estimator import DepthMap
 from stream.normalizer import EmaNormalizer
 from stream.overlay import draw_text
-
-__all__ = ["UNTRAINED_STAMP", "DepthRenderer", "draw_stamp"]
 
 
 def draw_stamp(image: np.ndarray, text: str) -> None:

@@ -60,13 +60,18 @@ def estimator(synthetic_model, isolated_cache):
     return DepthEstimator(synthetic_model, isolated_cache / "depthstream")
 
 
+def cli_command(*args: str) -> list[str]:
+    """The ``depthstream`` command line, run from this checkout's interpreter."""
+    return [sys.executable, "-m", "stream.cli", *args]
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
     """Run ``depthstream`` as a user would, in a subprocess."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args],
+        cli_command(*args),
         cwd=cwd or ROOT,
         env=full_env,
         capture_output=True,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from stream.colormap import Colorizer
-from stream.estimator import DepthMap
+from stream.estimator import UNTRAINED_STAMP, DepthMap
 from stream.flicker import flicker_index
 from stream.normalizer import EmaNormalizer
-from stream.render import UNTRAINED_STAMP, DepthRenderer
+from stream.render import DepthRenderer
 
 
 def scene(t: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,7 +6,6 @@ import itertools
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from capture.spec import open_source
 from stream.config import Config
 from stream.errors import UserError
 from stream.frame_queue import FrameQueue
-from tests.conftest import ROOT, assert_clean_error, run_synthetic
+from tests.conftest import ROOT, assert_clean_error, cli_command, run_synthetic
 from tests.media import count_frames, short_clip
 
 STATS_KEYS = {
@@ -170,10 +169,7 @@ def test_frames_and_duration_end_a_live_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly_and_finalises_the_recording(tmp_path: Path, sig: int) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream.cli",
+        cli_command(
             "run",
             "sample",
             "--weights",
@@ -185,7 +181,7 @@ def test_signal_stops_cleanly_and_finalises_the_recording(tmp_path: Path, sig: i
             "rec.mp4",
             "--stats-json",
             "s.json",
-        ],
+        ),
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests.conftest import cli_command, require
 
 
 @pytest.fixture
@@ -67,10 +66,7 @@ def _heat_pixels(image: np.ndarray) -> float:
 
 def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream.cli",
+        cli_command(
             "run",
             "sample",
             "--loop",
@@ -80,7 +76,7 @@ def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
             "snaps",
             "--stats-json",
             "s.json",
-        ],
+        ),
         cwd=tmp_path,
         env={**os.environ, "DISPLAY": xvfb},
         stderr=subprocess.PIPE,
