@@ -21,6 +21,7 @@ from stream.calibration import Fit
 from stream.colormap import COLORMAPS
 from stream.errors import UserError
 from stream.obstacles import ObstacleOptions
+from stream.runtimes.registry import PRECISIONS
 
 OFFICIAL_WEIGHTS_URL = (
     "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"
@@ -33,13 +34,16 @@ LAYOUTS = ("depth", "side-by-side")
 
 @dataclass
 class ModelConfig:
-    """Which weights to run and how many CPU threads torch may use."""
+    """Which weights to run, on which runtime and precision, with how many threads."""
 
     weights: str = ""
     weights_url: str = OFFICIAL_WEIGHTS_URL
     weights_sha256: str = OFFICIAL_WEIGHTS_SHA256
     cache_dir: str = ""
     threads: int = 0
+    backend: str = "torch"
+    precision: str = "fp32"
+    input_size: int = 256
 
 
 @dataclass
@@ -163,6 +167,20 @@ def _validate(cfg: Config) -> None:
     if cfg.model.threads < 0:
         raise UserError(
             f"config: model.threads must be >= 0 (0 = all cores), got {cfg.model.threads}"
+        )
+    m = cfg.model
+    if m.backend not in PRECISIONS:
+        raise UserError(
+            f"config: model.backend {m.backend!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    if m.precision not in PRECISIONS[m.backend]:
+        raise UserError(
+            f"config: model.precision {m.precision!r} is not available on {m.backend} "
+            f"(choose {', '.join(PRECISIONS[m.backend])})"
+        )
+    if m.input_size % 32 or not 64 <= m.input_size <= 1024:
+        raise UserError(
+            f"config: model.input_size must be a multiple of 32 in 64..1024, got {m.input_size}"
         )
     if not 0 <= cfg.output.crf <= 51:
         raise UserError(f"config: output.crf must be in 0..51, got {cfg.output.crf}")

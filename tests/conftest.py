@@ -48,16 +48,21 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_model():
-    from stream.model.weights import WeightsChoice, load_model
+    from stream.model.locate import WeightsChoice
+    from stream.model.weights import load_model
 
     return load_model(WeightsChoice(None, "tests"))
 
 
 @pytest.fixture(scope="session")
 def estimator(synthetic_model, isolated_cache):
+    """The default path: the TorchScript runtime in fp32."""
     from stream.estimator import DepthEstimator
+    from stream.model.handle import WeightsHandle
+    from stream.runtimes.registry import open_runtime
 
-    return DepthEstimator(synthetic_model, isolated_cache / "depthstream")
+    handle = WeightsHandle.of_loaded(synthetic_model)
+    return DepthEstimator(open_runtime("torch", "fp32", handle, isolated_cache / "depthstream"))
 
 
 def cli_command(*args: str) -> list[str]:

@@ -21,15 +21,8 @@ import torch
 
 from stream.config import Config, ModelConfig
 from stream.errors import UserError
-from stream.model.weights import (
-    ENV_VAR,
-    WEIGHTS_FILENAME,
-    WeightsChoice,
-    check_state_dict,
-    choose_weights,
-    load_model,
-    read_state_dict,
-)
+from stream.model.locate import ENV_VAR, WEIGHTS_FILENAME, WeightsChoice, choose_weights
+from stream.model.weights import check_state_dict, load_model, read_state_dict
 from tests.conftest import DATA, assert_clean_error, run_cli, run_synthetic
 
 CHELSEA = DATA / "cases" / "chelsea" / "chelsea.png"

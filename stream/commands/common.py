@@ -12,6 +12,7 @@ import cv2
 from stream.colormap import COLORMAPS
 from stream.config import Config, default_config_path, load_config, with_overrides
 from stream.errors import UserError
+from stream.runtimes.registry import PRECISIONS
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -24,7 +25,16 @@ def common_options() -> argparse.ArgumentParser:
     )
     common.add_argument("--colormap", choices=list(COLORMAPS), help="colour map (default: inferno)")
     common.add_argument(
-        "--threads", type=int, metavar="N", help="torch CPU threads (0 = all cores)"
+        "--threads", type=int, metavar="N", help="inference CPU threads (0 = all cores)"
+    )
+    common.add_argument("--backend", choices=list(PRECISIONS), help="runtime (default: torch)")
+    common.add_argument(
+        "--precision",
+        choices=sorted({p for ps in PRECISIONS.values() for p in ps}),
+        help="fp32 (default, exact), or bf16/int8 where the backend offers them",
+    )
+    common.add_argument(
+        "--input-size", type=int, metavar="PX", help="network input's longer side (default 256)"
     )
     return common
 
@@ -33,7 +43,12 @@ def config(args: argparse.Namespace) -> Config:
     """The config file, with the command's flags (where it has them) on top."""
     return with_overrides(
         load_config(args.config),
-        model={"threads": args.threads},
+        model={
+            "threads": args.threads,
+            "backend": args.backend,
+            "precision": args.precision,
+            "input_size": args.input_size,
+        },
         render={"colormap": args.colormap, "layout": getattr(args, "layout", None)},
         web={"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
     )

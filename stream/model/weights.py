@@ -1,9 +1,7 @@
-"""Finding, loading and checking MiDaS small weights, the way users expect.
+"""Loading and checking MiDaS small weights into the network (needs torch).
 
-Resolution order: ``--weights PATH`` -> ``[model] weights`` in config ->
-``DEPTHSTREAM_WEIGHTS`` -> the user cache -> download from the official release
-(checksummed).  ``synthetic`` selects the untrained parity weights and is only
-ever used when asked for by name.
+Which file to load is decided by :mod:`stream.model.locate`; this module
+refuses anything that is not exactly MiDaS v2.1 small.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,29 +16,12 @@ from pathlib import Path
 
 import torch
 
-from stream.config import Config
 from stream.errors import UserError
-from stream.model.download import DownloadError, download
+from stream.model.locate import WeightsChoice
 from stream.model.midas_small import MidasSmall
 from stream.model.synthetic import synthetic_state_dict
 
 log = logging.getLogger("depthstream")
-
-SYNTHETIC = "synthetic"
-WEIGHTS_FILENAME = "midas_v21_small_256.pt"
-ENV_VAR = "DEPTHSTREAM_WEIGHTS"
-
-
-@dataclass(frozen=True)
-class WeightsChoice:
-    """Where the weights come from: a file path, or the synthetic recipe."""
-
-    path: Path | None
-    origin: str
-
-    @property
-    def synthetic(self) -> bool:
-        return self.path is None
 
 
 @dataclass(frozen=True)
@@ -51,41 +31,6 @@ class LoadedModel:
     model: MidasSmall
     digest: str
     choice: WeightsChoice
-
-
-def choose_weights(
-    cli_value: str | None, cfg: Config, allow_download: bool = True
-) -> WeightsChoice:
-    """Apply the resolution order; download into the cache when nothing else is found."""
-    for value, origin in (
-        (cli_value, "--weights"),
-        (cfg.model.weights, "config [model] weights"),
-        (os.environ.get(ENV_VAR), f"${ENV_VAR}"),
-    ):
-        if value:
-            if value == SYNTHETIC:
-                return WeightsChoice(None, origin)
-            path = Path(value).expanduser()
-            if path.is_dir():
-                raise UserError(f"weights {path} (from {origin}) is a directory, not a file")
-            if not path.is_file():
-                raise UserError(f"weights file {path} (from {origin}) does not exist")
-            return WeightsChoice(path, origin)
-    cached = cfg.cache_dir() / WEIGHTS_FILENAME
-    if cached.is_file():
-        return WeightsChoice(cached, "cache")
-    hint = (
-        f"put {WEIGHTS_FILENAME} at {cached}, pass --weights PATH, or set {ENV_VAR}"
-        " (--weights synthetic runs untrained weights for smoke tests)"
-    )
-    if not allow_download:
-        raise UserError(f"no MiDaS weights found: {hint}")
-    log.info("downloading MiDaS v2.1 small weights from %s", cfg.model.weights_url)
-    try:
-        download(cfg.model.weights_url, cached, cfg.model.weights_sha256)
-    except DownloadError as exc:
-        raise UserError(f"could not download MiDaS weights ({exc}); {hint}") from None
-    return WeightsChoice(cached, "download")
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
@@ -144,14 +89,10 @@ def state_dict_digest(state: Mapping[str, torch.Tensor]) -> str:
 
 
 def load_model(choice: WeightsChoice) -> LoadedModel:
-    """Build the network and load ``choice`` strictly; warn loudly for synthetic weights."""
+    """Build the network and load ``choice`` strictly (the caller warns about synthetic ones)."""
     model = MidasSmall()
     template = model.state_dict()
     if choice.synthetic:
-        log.warning(
-            "WARNING: using UNTRAINED synthetic weights (from %s); the depth is meaningless",
-            choice.origin,
-        )
         state = synthetic_state_dict(template)
         digest = "synthetic-" + state_dict_digest(state)
     else:

@@ -1,0 +1,56 @@
+"""Weights named by a stable key, loaded into torch only when something needs them.
+
+Caches derived from the weights (traced modules, ONNX files, int8 models) are
+keyed by the file's SHA-256, so a run whose cache is warm never has to build
+the network: the ONNX Runtime and OpenVINO paths then start without torch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from stream.model.locate import WeightsChoice, file_digest
+
+if TYPE_CHECKING:
+    from stream.model.weights import LoadedModel
+
+
+class WeightsHandle:
+    """One set of weights: ``key`` for caches, :meth:`load` for the network itself."""
+
+    def __init__(
+        self, choice: WeightsChoice, load: Callable[[], LoadedModel], key: str = ""
+    ) -> None:
+        self.choice = choice
+        self._load = load
+        self._key = key
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of_choice(cls, choice: WeightsChoice) -> WeightsHandle:
+        def load() -> LoadedModel:
+            from stream.model.weights import load_model
+
+            return load_model(choice)
+
+        return cls(choice, load)
+
+    @classmethod
+    def of_loaded(cls, loaded: LoadedModel) -> WeightsHandle:
+        return cls(loaded.choice, lambda: loaded, key=loaded.digest)
+
+    @cached_property
+    def key(self) -> str:
+        if self._key:
+            return self._key
+        return "synthetic" if self.choice.path is None else file_digest(self.choice.path)
+
+    def load(self) -> LoadedModel:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._load()
+            return self._loaded

@@ -1,0 +1,1 @@
+"""Inference runtimes: the same network run by TorchScript, ONNX Runtime or OpenVINO."""

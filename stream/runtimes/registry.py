@@ -1,0 +1,47 @@
+"""Which backend runs which precision, their tolerances, and opening one by name.
+
+Kept free of heavy imports: the config validates against :data:`PRECISIONS`,
+and each runtime module is imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stream.runtimes.base import FP32, Runtime, Tolerance, thread_count
+
+if TYPE_CHECKING:
+    from stream.model.handle import WeightsHandle
+
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("fp32", "bf16"),
+    "onnxruntime": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
+}
+
+# Floors measured on the synthetic weights (see Tolerance): bf16 gave r 0.83-0.89
+# and int8 0.57-0.75 on real frames, because random weights amplify rounding.
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": FP32,
+    "bf16": Tolerance(min_pearson=0.75),
+    "int8": Tolerance(min_pearson=0.5),
+}
+
+
+def open_runtime(
+    backend: str, precision: str, handle: WeightsHandle, cache_dir: Path, threads: int = 0
+) -> Runtime:
+    """The runtime for ``backend``/``precision`` (validated by the config already)."""
+    n = thread_count(threads)
+    if backend == "torch":
+        from stream.runtimes.torchscript import TorchScriptRuntime
+
+        return TorchScriptRuntime(handle, cache_dir, precision, n)
+    if backend == "onnxruntime":
+        from stream.runtimes.onnx_runtime import OnnxRuntime
+
+        return OnnxRuntime(handle, cache_dir, precision, n)
+    from stream.runtimes.openvino_runtime import OpenVinoRuntime
+
+    return OpenVinoRuntime(handle, cache_dir, precision, n)

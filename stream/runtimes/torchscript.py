@@ -1,0 +1,58 @@
+"""The TorchScript runtime: traced, frozen, channels-last, with oneDNN graph fusion.
+
+Fusion is torch's own (``torch.jit.enable_onednn_fusion``): the profiling
+executor rewrites the frozen graph into fused oneDNN partitions after a few
+profiling runs, which :meth:`TorchScriptRuntime.prepare` does up front so the
+first real frame is already fast.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stream.errors import UserError
+from stream.model.handle import WeightsHandle
+from stream.model.trace import example_input, load_or_trace
+
+PROFILING_RUNS = 3
+
+
+def bf16_supported() -> bool:
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+class TorchScriptRuntime:
+    def __init__(
+        self, handle: WeightsHandle, cache_dir: Path, precision: str, threads: int
+    ) -> None:
+        if precision == "bf16" and not bf16_supported():
+            raise UserError('this CPU has no bf16 support in torch; use precision = "fp32"')
+        torch.set_num_threads(threads)
+        torch.jit.enable_onednn_fusion(True)
+        self.label = f"torch {precision}"
+        self.precision = precision
+        self.cache_dir = cache_dir
+        self.loaded = handle.load()
+        self._modules: dict[tuple[int, int], torch.jit.ScriptModule] = {}
+
+    def prepare(self, shape: tuple[int, int]) -> None:
+        if shape in self._modules:
+            return
+        loaded = self.loaded
+        module = load_or_trace(loaded.model, loaded.digest, shape, self.cache_dir, self.precision)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            for _ in range(PROFILING_RUNS):
+                module(example_input(shape))
+        self._modules[shape] = module
+
+    def infer(self, net_input: np.ndarray) -> np.ndarray:
+        shape = (net_input.shape[1], net_input.shape[2])
+        self.prepare(shape)
+        x = torch.from_numpy(net_input)[None].contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self._modules[shape](x)[0].float().numpy()

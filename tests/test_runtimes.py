@@ -1,0 +1,144 @@
+"""Every backend/precision runs the same network and matches fp32 within its stated tolerance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream.config import ModelConfig, config_from_dict
+from stream.errors import UserError
+from stream.model.handle import WeightsHandle
+from stream.runtimes.base import import_for
+from stream.runtimes.registry import PRECISIONS, TOLERANCES, open_runtime
+from tests.conftest import DATA, assert_clean_error, run_synthetic
+
+PATHS = [(b, p) for b, precisions in PRECISIONS.items() for p in precisions]
+CASES = [DATA / "cases" / name for name in ("camera", "chelsea")]
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def bf16_available(backend: str) -> bool:
+    if backend == "torch":
+        from stream.runtimes.torchscript import bf16_supported
+
+        return bf16_supported()
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@pytest.fixture(scope="module")
+def handle(synthetic_model) -> WeightsHandle:
+    return WeightsHandle.of_loaded(synthetic_model)
+
+
+@pytest.mark.parametrize(("backend", "precision"), PATHS, ids=lambda v: v)
+def test_each_path_matches_fp32_within_its_tolerance(
+    backend: str, precision: str, handle: WeightsHandle, tmp_path: Path
+) -> None:
+    if precision == "bf16" and not bf16_available(backend):
+        pytest.skip(f"this CPU has no bf16 support in {backend}")
+    runtime = open_runtime(backend, precision, handle, tmp_path, threads=2)
+    tolerance = TOLERANCES[precision]
+    for case in CASES:
+        net_input, want = np.load(case / "net_input.npy"), np.load(case / "raw_output.npy")
+        got = runtime.infer(net_input)
+        assert got.shape == want.shape and got.dtype == np.float32
+        if tolerance.max_rel_err is not None:
+            assert np.abs(got - want).max() / np.ptp(want) <= tolerance.max_rel_err
+        if tolerance.min_pearson is not None:
+            r = pearson(got, want)
+            # A floor, and proof it is not fp32 in disguise.
+            assert tolerance.min_pearson <= r < 0.9999, (case.name, r)
+
+
+def test_onnx_and_int8_files_are_cached_per_weights_and_shape(
+    handle: WeightsHandle, tmp_path: Path
+) -> None:
+    runtime = open_runtime("onnxruntime", "int8", handle, tmp_path, threads=2)
+    runtime.prepare((64, 96))
+    names = sorted(p.name for p in (tmp_path / "onnx").iterdir())
+    assert len(names) == 2 and all("64x96" in n for n in names)
+    assert {n.rsplit("-", 1)[1] for n in names} == {"fp32.onnx", "int8.onnx"}
+    stamps = [p.stat().st_mtime_ns for p in sorted((tmp_path / "onnx").iterdir())]
+    open_runtime("onnxruntime", "int8", handle, tmp_path, threads=2).prepare((64, 96))
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "onnx").iterdir())] == stamps
+
+
+def test_warm_onnx_paths_never_import_torch(tmp_path: Path) -> None:
+    """With the ONNX file cached, OpenVINO and ONNX Runtime runs leave torch unloaded
+    (the CUDA build of torch alone is about 600 MB of resident memory)."""
+    image = DATA / "cases" / "chelsea" / "chelsea.png"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    for backend in ("openvino", "onnxruntime"):
+        (tmp_path / f"{backend}.toml").write_text(f'[model]\nbackend = "{backend}"\n')
+        out = tmp_path / f"{backend}.png"
+        warm = run_synthetic("image", str(image), "--out", str(out), "--backend", backend, env=env)
+        assert warm.returncode == 0, warm.stderr
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from capture.image import read_image
+        from stream.config import load_config
+        from stream.estimator import open_estimator
+        for backend in ("openvino", "onnxruntime"):
+            cfg = load_config("{tmp_path}/" + backend + ".toml")
+            estimator, _ = open_estimator(cfg, "synthetic")
+            assert estimator(read_image("{image}")).depth.shape == (300, 451)
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "timm")))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [
+        ({"backend": "tensorrt"}, "model.backend 'tensorrt'"),
+        ({"backend": "onnxruntime", "precision": "bf16"}, "not available on onnxruntime"),
+        ({"precision": "int8"}, "not available on torch"),
+        ({"input_size": 200}, "multiple of 32"),
+        ({"input_size": 32}, "64..1024"),
+    ],
+)
+def test_bad_runtime_settings_are_refused(model: dict, words: str) -> None:
+    with pytest.raises(UserError, match=words):
+        config_from_dict({"model": model})
+
+
+def test_a_missing_runtime_package_is_one_line_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(UserError, match=r"needs the openvino package: pip install"):
+        import_for("openvino", "openvino")
+
+
+def test_smaller_input_size_runs_from_the_command_line(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.npy"
+    image = DATA / "cases" / "chelsea" / "chelsea.png"
+    proc = run_synthetic(
+        "image", str(image), "--raw", str(raw), "--out-dir", str(tmp_path), "--input-size", "128"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(raw).shape == (96, 128)
+    assert ModelConfig().input_size == 256
+
+
+def test_a_precision_the_backend_lacks_is_a_clean_error(tmp_path: Path) -> None:
+    image = DATA / "cases" / "chelsea" / "chelsea.png"
+    proc = run_synthetic("image", str(image), "--out-dir", str(tmp_path), "--precision", "int8")
+    assert "not available on torch" in assert_clean_error(proc)
