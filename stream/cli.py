@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import NoReturn
 
-from stream.commands import calibrate, evaluate, image, run, serve
+from stream.commands import bench, calibrate, evaluate, image, run, serve
 from stream.commands.common import common_options
 from stream.errors import UserError
 
@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = common_options()
-    for command in (run, serve, image, calibrate, evaluate):
+    for command in (run, serve, image, calibrate, evaluate, bench):
         command.register(commands, common)
     return top
 

@@ -86,6 +86,7 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     ice_servers: list[str] = field(default_factory=list)
+    ice_loopback: bool = False
     max_upload_mb: float = 20.0
     max_pixels: int = 40_000_000
 

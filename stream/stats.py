@@ -39,6 +39,7 @@ class RunStats:
         self.inference_ms: deque[float] = deque(maxlen=SAMPLES)
         self.frame_age_ms: deque[float] = deque(maxlen=SAMPLES)
         self._first: float | None = None
+        self.first_output_unix: float | None = None
         self._last: float | None = None
         self._recent: deque[float] = deque(maxlen=30)
         self.age_buckets = [0] * len(AGE_BUCKETS_MS)
@@ -55,7 +56,9 @@ class RunStats:
             for i, bound in enumerate(AGE_BUCKETS_MS):
                 if age_ms <= bound:
                     self.age_buckets[i] += 1
-            self._first = self._first if self._first is not None else now
+            if self._first is None:
+                self._first = now
+                self.first_output_unix = time.time()
             self._last = now
             self._recent.append(now)
 
@@ -86,4 +89,5 @@ class RunStats:
                 "frame_age_ms": _summary(self.frame_age_ms),
                 "reconnects": reconnects,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
+                "first_output_unix": self.first_output_unix,
             }

@@ -17,6 +17,7 @@ from aiohttp import web
 from stream.pipeline import Result
 from web.app import build_app
 from web.hub import FrameHub
+from web.loopback import use_loopback_candidates
 from web.peers import Peers
 from web.state import ServerState
 
@@ -49,6 +50,8 @@ def create_app(state: ServerState) -> web.Application:
 
     async def start(_app: web.Application) -> None:
         state.hub = FrameHub(asyncio.get_running_loop())
+        if state.cfg.web.ice_loopback:
+            use_loopback_candidates()
         state.peers = Peers(state.hub, state.cfg.web.ice_servers, frame_record(state))
         state.pipeline.sinks.append(state.hub.publish)
         state.pipeline.start()

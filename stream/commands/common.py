@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,13 @@ def write_output(path: Path, write: Callable[[Path], Any]) -> None:
         raise UserError(f"cannot write {path}: {exc}") from None
     if ok is False:
         raise UserError(f"cannot write {path}")
+
+
+def add_stats_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stats-json", metavar="PATH", help="write the run's figures here at exit")
+
+
+def write_stats(path: str | None, summary: dict[str, Any]) -> None:
+    """The run's figures as JSON (what ``depthstream bench`` reads), when asked for."""
+    if path:
+        write_output(Path(path), lambda p: p.write_text(json.dumps(summary, indent=2)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -15,7 +14,7 @@ from tqdm import tqdm
 
 from capture.sample import SAMPLE_NAME
 from capture.spec import open_source
-from stream.commands.common import config, write_output
+from stream.commands.common import add_stats_option, config, write_stats
 from stream.config import LAYOUTS
 from stream.errors import UserError
 from stream.estimator import open_estimator
@@ -55,7 +54,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--loop", action="store_true", help="files only: start again at the end")
     p.add_argument("--frames", type=int, metavar="N", help="stop after N processed frames")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
-    p.add_argument("--stats-json", metavar="PATH", help="write the run's figures here at exit")
+    add_stats_option(p)
     p.add_argument(
         "--snapshot-dir",
         metavar="DIR",
@@ -137,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
     summary = pipeline.summary()
     log.info("%s", summary)
-    if args.stats_json:
-        write_output(Path(args.stats_json), lambda p: p.write_text(json.dumps(summary, indent=2)))
+    write_stats(args.stats_json, summary)
     if summary["frames_processed"] == 0:
         raise UserError(f"{args.source}: no frame could be processed")
     return 0

@@ -6,7 +6,7 @@ import argparse
 
 from capture.sample import SAMPLE_NAME
 from capture.spec import open_source
-from stream.commands.common import config, config_target
+from stream.commands.common import add_stats_option, config, config_target, write_stats
 from stream.config import LAYOUTS
 from stream.errors import UserError
 from stream.estimator import open_estimator
@@ -29,6 +29,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: 8080)")
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
+    add_stats_option(p)
     p.set_defaults(run=run)
 
 
@@ -70,4 +71,5 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror}") from None
     finally:
         pipeline.join()
+    write_stats(args.stats_json, pipeline.summary())
     return 0

@@ -1,0 +1,1 @@
+"""``depthstream bench``: model-only and whole-pipeline measurements, side by side."""

@@ -1,0 +1,178 @@
+"""Whole-pipeline benchmark: ``depthstream run`` and ``serve`` as a user starts them.
+
+Each run is a child process, so its CPU time and peak memory come from the
+kernel (``wait4``) and its start-up includes importing everything.  Start-up
+is measured cold (an empty cache: trace/export happens) and warm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stream.bench.viewers import watch
+from stream.errors import UserError
+
+
+@dataclass
+class Launch:
+    """How every child starts: weights, runtime flags, threads."""
+
+    weights: str
+    backend: str
+    precision: str
+    threads: int
+    input_size: int
+
+    def flags(self) -> list[str]:
+        return [
+            "--weights",
+            self.weights,
+            "--backend",
+            self.backend,
+            "--precision",
+            self.precision,
+            "--threads",
+            str(self.threads),
+            "--input-size",
+            str(self.input_size),
+        ]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stream.cli", *args]
+
+
+def _finish(proc: subprocess.Popen, spawned: float, stats_path: Path, log: Path) -> dict[str, Any]:
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - spawned
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    if code != 0 or not stats_path.is_file():
+        lines = log.read_text(errors="replace").strip().splitlines()
+        raise UserError(f"bench child {proc.args[3]} failed ({code}): {lines[-1] if lines else ''}")
+    stats = json.loads(stats_path.read_text())
+    first = stats.pop("first_output_unix")
+    return {
+        **stats,
+        "wall_s": round(wall, 2),
+        "cpu_percent": round(100.0 * (usage.ru_utime + usage.ru_stime) / wall, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1),
+        "first_output_s": round(first - spawned, 2) if first else None,
+    }
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float]:
+    with log.open("w") as err:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env), time.time()
+
+
+def run_file(
+    clip: Path, mode: str, launch: Launch, cache: Path, work: Path, limit: float
+) -> dict[str, Any]:
+    """``run`` headless on ``clip``: live (paced, for ``limit`` s) or offline (recorded)."""
+    stats = work / f"run-{mode}-{time.monotonic_ns()}.json"
+    args = ["run", str(clip), "--display", "none", "--mode", mode, "--stats-json", str(stats)]
+    if mode == "offline":
+        args += ["--record", str(work / "offline.mp4"), "--frames", str(int(limit))]
+    else:
+        args += ["--duration", str(limit)]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    log = work / "child.log"
+    proc, spawned = _spawn(_cli(*args, *launch.flags()), env, log)
+    return _finish(proc, spawned, stats, log)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+                if json.load(resp)["frames_processed"] > 0:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise UserError("bench: the server did not come up")
+
+
+def run_serve(
+    clip: Path, viewers: int, launch: Launch, cache: Path, work: Path, seconds: float
+) -> dict[str, Any]:
+    """``serve`` on ``clip`` (loopback only) with ``viewers`` aiortc viewers for ``seconds``."""
+    port = _free_port()
+    config = work / f"serve-{viewers}.toml"
+    config.write_text(f'[web]\nhost = "127.0.0.1"\nport = {port}\nice_loopback = true\n')
+    stats = work / f"serve-{viewers}-{time.monotonic_ns()}.json"
+    args = ["serve", str(clip), "--config", str(config), "--stats-json", str(stats)]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    log = work / "child.log"
+    proc, spawned = _spawn(_cli(*args, *launch.flags()), env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        seen = watch(base, viewers, seconds) if proc.poll() is None else []
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    result = _finish(proc, spawned, stats, log)
+    result["viewer_fps"] = [v["fps"] for v in seen]
+    return result
+
+
+def pipeline_runs(
+    clip: Path, launch: Launch, seconds: float, offline_frames: int, progress: Any
+) -> dict[str, Any]:
+    """Offline cold and warm, live, serve with 1 and 3 viewers, in that order."""
+    with tempfile.TemporaryDirectory(prefix="depthstream-bench-") as tmp:
+        work = Path(tmp)
+        cache = work / "cache"
+        out: dict[str, Any] = {}
+        progress(f"pipeline: offline, cold cache ({launch.backend} {launch.precision})")
+        out["offline_cold"] = run_file(clip, "offline", launch, cache, work, offline_frames)
+        progress("pipeline: offline, warm cache")
+        out["offline"] = run_file(clip, "offline", launch, cache, work, offline_frames)
+        progress("pipeline: live")
+        out["live"] = run_file(clip, "live", launch, cache, work, seconds)
+        for n in (1, 3):
+            progress(f"pipeline: serve with {n} viewer(s)")
+            out[f"serve_{n}"] = run_serve(clip, n, launch, cache, work, seconds)
+        return out
+
+
+def naive_run(clip: Path, launch: Launch, seconds: float) -> dict[str, Any]:
+    """The tutorial loop (see :mod:`stream.bench.naive`) on the same clip."""
+    spec = {
+        "clip": str(clip),
+        "seconds": seconds,
+        "weights": launch.weights,
+        "threads": launch.threads,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "stream.bench.naive", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise UserError(f"bench naive baseline failed: {lines[-1] if lines else proc.returncode}")
+    return json.loads(proc.stdout)

@@ -1,0 +1,127 @@
+"""The benchmark's tables (Markdown, readable in a terminal and pasteable into README)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers came from."""
+    model, flags = platform.processor(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    versions = {}
+    for package in ("torch", "onnxruntime", "openvino", "numpy", "opencv-python"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+        "python": platform.python_version(),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def model_table(results: list[dict[str, Any]], keys: list[str]) -> str:
+    header = ["path"] + [f"{k} p50 / p95 ms (fps)" for k in keys] + ["peak RSS MB"]
+    rows = []
+    for r in results:
+        cells = []
+        for k in keys:
+            s = r["shapes"][k]
+            cells.append(f"{s['p50_ms']:.1f} / {s['p95_ms']:.1f} ({s['fps']:.1f})")
+        rows.append([r["path"], *cells, r["peak_rss_mb"]])
+    return _table(header, rows)
+
+
+def fidelity_table(results: list[dict[str, Any]], key: str, standin: dict[str, Any]) -> str:
+    header = [
+        "path",
+        "timed weights: max rel err",
+        "Pearson r (min)",
+        "AbsRel",
+        "stand-in: max rel err",
+        "Pearson r (min)",
+        "AbsRel",
+    ]
+    rows = []
+    for r in results:
+        f = r["fidelity"][key]
+        s = standin.get(r["path"])
+        rows.append(
+            [
+                r["path"],
+                f"{f['max_rel_err']:.2e}",
+                f"{f['pearson_min']:.4f}",
+                f"{f['absrel']:.4f}",
+                f"{s['max_rel_err']:.2e}" if s else "-",
+                f"{s['pearson_min']:.4f}" if s else "-",
+                f"{s['absrel']:.4f}" if s else "-",
+            ]
+        )
+    return _table(header, rows)
+
+
+def pipeline_table(runs: dict[str, dict[str, Any]], naive: dict[str, Any] | None) -> str:
+    header = [
+        "run",
+        "fps",
+        "frame age p50 / p95 ms",
+        "dropped",
+        "CPU %",
+        "peak RSS MB",
+        "first output s",
+        "viewer fps",
+    ]
+    rows = []
+    for label, r in runs.items():
+        age = r["frame_age_ms"]
+        rows.append(
+            [
+                label,
+                r["fps"],
+                f"{age['p50']} / {age['p95']}",
+                r["frames_dropped"],
+                r["cpu_percent"],
+                r["peak_rss_mb"],
+                r["first_output_s"],
+                ", ".join(str(v) for v in r.get("viewer_fps", [])) or "-",
+            ]
+        )
+    if naive is not None:
+        age = naive["frame_age_ms"]
+        rows.append(
+            [
+                "naive loop (one thread, eager), live",
+                naive["fps"],
+                f"{age['p50']} / {age['p95']}",
+                "n/a (falls behind)",
+                "-",
+                naive["peak_rss_mb"],
+                "-",
+                "-",
+            ]
+        )
+    return _table(header, rows)

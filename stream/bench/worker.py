@@ -1,0 +1,102 @@
+"""One benchmarked path in its own process, driven over stdin/stdout (JSON lines).
+
+A process per path keeps each path's peak memory its own and lets the
+orchestrator interleave paths: only one worker computes at a time, the
+others wait on their pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream.model.handle import WeightsHandle
+from stream.model.locate import WeightsChoice
+from stream.runtimes.base import Runtime, thread_count
+from stream.runtimes.registry import open_runtime
+from stream.stats import peak_rss_mb
+
+EAGER = "eager"
+
+
+class EagerRuntime:
+    """The plain ``nn.Module`` in fp32: the reference every path is compared with,
+    and what torch hub users run."""
+
+    def __init__(self, handle: WeightsHandle, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.label = "torch eager fp32"
+        self._torch = torch
+        self.model = handle.load().model
+
+    def prepare(self, shape: tuple[int, int]) -> None:
+        """Nothing to build ahead."""
+
+    def infer(self, net_input: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model(self._torch.from_numpy(net_input)[None])[0].numpy()
+
+
+def open_handle(spec: dict[str, Any], inputs: dict[str, np.ndarray]) -> WeightsHandle:
+    path = spec["weights"]
+    choice = WeightsChoice(None if path == "synthetic" else Path(path), "bench")
+    handle = WeightsHandle.of_choice(choice)
+    if not spec["standin"]:
+        return handle
+    from stream.model.standin import reestimate_batchnorm
+
+    return WeightsHandle.of_loaded(reestimate_batchnorm(handle.load(), inputs["fit"]))
+
+
+def open_path(spec: dict[str, Any], handle: WeightsHandle) -> Runtime:
+    threads = thread_count(spec["threads"])
+    if spec["backend"] == EAGER:
+        return EagerRuntime(handle, threads)
+    cache = Path(spec["cache_dir"])
+    return open_runtime(spec["backend"], spec["precision"], handle, cache, threads)
+
+
+def serve(runtime: Runtime, inputs: dict[str, np.ndarray]) -> None:
+    """Answer commands until stdin closes."""
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        batch = inputs[cmd["shape"]]
+        reply: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        if cmd["op"] == "prepare":
+            runtime.prepare(tuple(batch.shape[2:]))
+            runtime.infer(batch[0])
+            reply["seconds"] = time.perf_counter() - t0
+        elif cmd["op"] == "time":
+            times = []
+            for net_input in batch[: cmd["count"]]:
+                start = time.perf_counter()
+                runtime.infer(net_input)
+                times.append((time.perf_counter() - start) * 1000.0)
+            reply["ms"] = times
+        elif cmd["op"] == "outputs":
+            np.save(cmd["path"], np.stack([runtime.infer(x) for x in batch]))
+        reply["rss_mb"] = peak_rss_mb()
+        print(json.dumps(reply), flush=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    spec = json.loads(sys.argv[1])
+    with np.load(spec["inputs"]) as data:
+        inputs = {key: data[key] for key in data.files}
+    runtime = open_path(spec, open_handle(spec, inputs))
+    print(json.dumps({"ready": True, "rss_mb": peak_rss_mb()}), flush=True)
+    serve(runtime, inputs)
+
+
+if __name__ == "__main__":
+    main()
