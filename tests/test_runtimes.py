@@ -41,13 +41,19 @@ def handle(synthetic_model) -> WeightsHandle:
     return WeightsHandle.of_loaded(synthetic_model)
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for all paths: each ONNX file is exported (and quantized) once."""
+    return tmp_path_factory.mktemp("runtime-cache")
+
+
 @pytest.mark.parametrize(("backend", "precision"), PATHS, ids=lambda v: v)
 def test_each_path_matches_fp32_within_its_tolerance(
-    backend: str, precision: str, handle: WeightsHandle, tmp_path: Path
+    backend: str, precision: str, handle: WeightsHandle, shared_cache: Path
 ) -> None:
     if precision == "bf16" and not bf16_available(backend):
         pytest.skip(f"this CPU has no bf16 support in {backend}")
-    runtime = open_runtime(backend, precision, handle, tmp_path, threads=2)
+    runtime = open_runtime(backend, precision, handle, shared_cache, threads=2)
     tolerance = TOLERANCES[precision]
     for case in CASES:
         net_input, want = np.load(case / "net_input.npy"), np.load(case / "raw_output.npy")

@@ -1,0 +1,89 @@
+"""``depthstream bench``: its measures are right on known inputs, and a short real run
+produces every figure the README table reports.  No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream.bench.fidelity import aligned_absrel, compare
+from stream.bench.frames import pick_frames, split, square_inputs
+from stream.runtimes.base import FP32
+from tests.conftest import SHARED, assert_clean_error, require, run_synthetic
+
+SAMPLE = Path(__file__).resolve().parents[1] / "capture" / "data" / "sample.mp4"
+
+
+def test_fidelity_of_an_identical_output_is_perfect() -> None:
+    ref = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32) + 0.5
+    f = compare(ref.copy(), ref)
+    assert (f.max_rel_err, f.pearson_min, f.absrel) == (0.0, 1.0, 0.0)
+
+
+def test_absrel_ignores_scale_and_shift_but_not_noise() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.random((32, 32)) + 0.5
+    assert aligned_absrel(3.0 * ref - 0.2, ref) < 1e-9
+    noisy = ref + 0.05 * rng.standard_normal(ref.shape)
+    assert 0.01 < aligned_absrel(noisy, ref) < 0.1
+    f = compare(noisy[None], ref[None])
+    assert 0.9 < f.pearson_min < 0.999 and f.max_rel_err > 0.05
+
+
+def test_measured_and_fitting_frames_are_disjoint() -> None:
+    frames = pick_frames([SAMPLE], 6)
+    measure, fit = split(frames)
+    assert len(measure) == len(fit) == 3
+    assert not any(np.array_equal(a, b) for a in measure for b in fit)
+    assert square_inputs(measure, 64).shape == (3, 3, 64, 64)
+
+
+def test_bad_sizes_are_a_clean_error(tmp_path: Path) -> None:
+    proc = run_synthetic("bench", "--sizes", "100", "--json", str(tmp_path / "b.json"))
+    assert "multiples of 32" in assert_clean_error(proc)
+
+
+@pytest.mark.timeout(900)
+def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
+    """Real clips from ../shared when present; every path, the pipeline, serve, the baseline."""
+    media = SHARED / "media" / "videos"
+    require(media.is_dir(), f"{media} is missing")
+    out = tmp_path / "bench.json"
+    proc = run_synthetic(
+        *("bench", "--media", str(media), "--paths", "torch:fp32,onnxruntime:int8"),
+        *("--sizes", "64", "--rounds", "2", "--per-round", "2", "--frames-per-clip", "2"),
+        *("--pipeline-paths", "torch:fp32", "--seconds", "6", "--offline-frames", "6"),
+        *("--json", str(out), "--markdown", str(tmp_path / "bench.md")),
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["weights"].startswith("synthetic")
+    assert report["frames"]["clips"] == sorted(report["frames"]["clips"])
+    assert "damaged_megamind.avi" not in report["frames"]["clips"]
+    clip_key = report["pipeline_clip"]["network_shape"]
+    paths = {r["path"]: r for r in report["model"]}
+    assert list(paths) == ["eager fp32", "torch fp32", "onnxruntime int8"]
+    for r in paths.values():
+        assert set(r["shapes"]) == {"64x64", clip_key}
+        assert all(s["runs"] == 4 and s["p50_ms"] > 0 for s in r["shapes"].values())
+        assert r["peak_rss_mb"] > 0
+    assert paths["eager fp32"]["fidelity"]["64x64"]["max_rel_err"] == 0.0
+    assert paths["torch fp32"]["fidelity"]["64x64"]["max_rel_err"] <= FP32.max_rel_err
+    assert paths["onnxruntime int8"]["fidelity"]["64x64"]["pearson_min"] < 0.9999
+    assert set(report["standin_fidelity"]) == set(paths)
+    runs = report["pipeline"]["torch fp32"]
+    assert set(runs) == {"offline_cold", "offline", "live", "serve_1", "serve_3"}
+    assert runs["offline"]["frames_processed"] == 6 and runs["offline"]["frames_dropped"] == 0
+    assert runs["offline_cold"]["first_output_s"] > 0 and runs["live"]["fps"] > 0
+    assert len(runs["serve_1"]["viewer_fps"]) == 1 and len(runs["serve_3"]["viewer_fps"]) == 3
+    assert all(fps > 0 for fps in runs["serve_3"]["viewer_fps"])
+    assert report["naive"]["fps"] > 0 and report["naive"]["frames_processed"] > 0
+    assert set(report["ratios"]["torch fp32"]) >= {
+        "offline_fps_over_model_fps",
+        "live_fps_over_naive_fps",
+    }
+    assert "| torch fp32 |" in (tmp_path / "bench.md").read_text()
