@@ -6,6 +6,7 @@ import resource
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,17 @@ AGE_BUCKETS_MS = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports kilobytes)."""
+    """Peak resident memory of this process.
+
+    Linux's ``VmHWM`` first: ``ru_maxrss`` survives ``exec``, so a child
+    started by a big parent (the benchmark) would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

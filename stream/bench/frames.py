@@ -34,13 +34,16 @@ def clips(media: Path | None) -> list[Path]:
 
 
 def pick_frames(paths: list[Path], per_clip: int) -> list[np.ndarray]:
-    """``per_clip`` RGB frames spread evenly over each clip."""
+    """``per_clip`` RGB frames spread evenly over each clip (only those are kept in memory)."""
     frames: list[np.ndarray] = []
     for path in paths:
         with av.open(str(path)) as container:
-            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-        picks = np.linspace(0, len(decoded) - 1, per_clip).round().astype(int)
-        frames += [decoded[i] for i in picks]
+            total = sum(1 for _ in container.decode(video=0))
+        wanted = set(np.linspace(0, total - 1, per_clip).round().astype(int).tolist())
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in wanted:
+                    frames.append(frame.to_ndarray(format="rgb24"))
     return frames
 
 

@@ -21,12 +21,13 @@ import torch
 
 from stream.model.locate import WeightsChoice
 from stream.model.weights import load_model
+from stream.runtimes.base import thread_count
 from stream.stats import peak_rss_mb
 from stream.transform import to_net_input
 
 
 def run(clip: str, seconds: float, weights: str, threads: int) -> dict:
-    torch.set_num_threads(threads)
+    torch.set_num_threads(thread_count(threads))
     path = None if weights == "synthetic" else Path(weights)
     model = load_model(WeightsChoice(path, "bench")).model
     capture = cv2.VideoCapture(clip)

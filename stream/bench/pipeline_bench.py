@@ -1,7 +1,8 @@
 """Whole-pipeline benchmark: ``depthstream run`` and ``serve`` as a user starts them.
 
-Each run is a child process, so its CPU time and peak memory come from the
-kernel (``wait4``) and its start-up includes importing everything.  Start-up
+Each run is a child process: its CPU time comes from the kernel (``wait4``),
+its peak memory from its own ``VmHWM`` (in its stats), and its start-up
+includes importing everything.  Start-up
 is measured cold (an empty cache: trace/export happens) and warm.
 """
 
@@ -67,7 +68,6 @@ def _finish(proc: subprocess.Popen, spawned: float, stats_path: Path, log: Path)
         **stats,
         "wall_s": round(wall, 2),
         "cpu_percent": round(100.0 * (usage.ru_utime + usage.ru_stime) / wall, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1),
         "first_output_s": round(first - spawned, 2) if first else None,
     }
 
