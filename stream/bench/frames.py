@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 
+from capture.decode import spread_frames
 from capture.sample import SAMPLE_PATH
 from stream.errors import UserError
 from stream.transform import to_net_input
@@ -34,17 +34,8 @@ def clips(media: Path | None) -> list[Path]:
 
 
 def pick_frames(paths: list[Path], per_clip: int) -> list[np.ndarray]:
-    """``per_clip`` RGB frames spread evenly over each clip (only those are kept in memory)."""
-    frames: list[np.ndarray] = []
-    for path in paths:
-        with av.open(str(path)) as container:
-            total = sum(1 for _ in container.decode(video=0))
-        wanted = set(np.linspace(0, total - 1, per_clip).round().astype(int).tolist())
-        with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i in wanted:
-                    frames.append(frame.to_ndarray(format="rgb24"))
-    return frames
+    """``per_clip`` RGB frames spread evenly over each clip."""
+    return [frame for path in paths for frame in spread_frames(path, per_clip)]
 
 
 def split(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:

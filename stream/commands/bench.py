@@ -27,7 +27,7 @@ from stream.commands.common import config, write_output
 from stream.errors import UserError
 from stream.model.locate import choose_weights
 from stream.runtimes.base import DEFAULT_BAR
-from stream.runtimes.registry import PRECISIONS
+from stream.runtimes.registry import PRECISIONS, bf16_supported
 from stream.transform import network_size, to_net_input
 
 log = logging.getLogger("depthstream")
@@ -60,16 +60,6 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run)
 
 
-def _bf16_ok(backend: str) -> bool:
-    if backend == "torch":
-        from stream.runtimes.torchscript import bf16_supported
-
-        return bf16_supported()
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
 def available_paths(skipped: list[str]) -> list[BenchPath]:
     """Every backend/precision this machine can run, noting what it cannot."""
     paths = [REFERENCE]
@@ -78,7 +68,7 @@ def available_paths(skipped: list[str]) -> list[BenchPath]:
             skipped.append(f"{backend}: package not installed")
             continue
         for precision in precisions:
-            if precision == "bf16" and not _bf16_ok(backend):
+            if precision == "bf16" and not bf16_supported(backend):
                 skipped.append(f"{backend} bf16: this CPU lacks bf16")
                 continue
             paths.append(BenchPath(backend, precision))
@@ -171,15 +161,21 @@ def run(args: argparse.Namespace) -> int:
             progress("fidelity on the stand-in weights")
             fids = standin_fidelity(paths, main_key, spec, scratch)
             standin = {label: f.to_dict() for label, f in fids.items()}
-    launch_base = (weights, cfg.model.threads, cfg.model.input_size)
+
+    def launch(path: BenchPath) -> Launch:
+        return Launch(
+            weights, path.backend, path.precision, cfg.model.threads, cfg.model.input_size
+        )
+
     pipeline: dict[str, Any] = {}
     for p in pipeline_paths:
-        launch = Launch(launch_base[0], p.backend, p.precision, launch_base[1], launch_base[2])
-        pipeline[p.label] = pipeline_runs(clip, launch, args.seconds, args.offline_frames, progress)
+        pipeline[p.label] = pipeline_runs(
+            clip, launch(p), args.seconds, args.offline_frames, progress
+        )
     naive = None
     if pipeline_paths:
         progress("naive single-thread loop")
-        naive = naive_run(clip, Launch(weights, "torch", "fp32", *launch_base[1:]), args.seconds)
+        naive = naive_run(clip, launch(REFERENCE), args.seconds)
     report = {
         "machine": machine(),
         "weights": "synthetic (untrained)" if choice.synthetic else str(choice.path),

@@ -13,10 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
+from capture.decode import spread_frames
 from capture.sample import SAMPLE_PATH
 from stream.errors import UserError
 from stream.model.cache_file import write_atomically
@@ -30,15 +30,10 @@ CALIBRATION_FRAMES = 32
 
 def calibration_inputs(shape: tuple[int, int], count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
     """``count`` frames spread over the sample clip, as network inputs of ``shape``."""
-    with av.open(str(SAMPLE_PATH)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
     height, width = shape
     return [
-        to_net_input(
-            cv2.resize(frames[i], (width, height), interpolation=cv2.INTER_AREA), max(shape)
-        )
-        for i in picks
+        to_net_input(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), max(shape))
+        for rgb in spread_frames(SAMPLE_PATH, count)
     ]
 
 

@@ -29,6 +29,17 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
+def bf16_supported(backend: str) -> bool:
+    """Whether ``backend`` can run bf16 on this CPU."""
+    if backend == "torch":
+        from stream.runtimes.torchscript import bf16_supported as supported
+    elif backend == "openvino":
+        from stream.runtimes.openvino_runtime import bf16_supported as supported
+    else:
+        return False
+    return supported()
+
+
 def open_runtime(
     backend: str, precision: str, handle: WeightsHandle, cache_dir: Path, threads: int = 0
 ) -> Runtime:

@@ -6,11 +6,10 @@ network namespace that would leave none, so this wrapper offers exactly it.
 
 import sys
 
-import aioice.ice
-
 from stream.cli import main
+from web.loopback import use_loopback_candidates
 
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+use_loopback_candidates()
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
