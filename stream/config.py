@@ -68,7 +68,7 @@ class OutputConfig:
     """Recording encoder settings and how often a live run logs its figures."""
 
     crf: int = 23
-    preset: str = "veryfast"
+    preset: str = "superfast"
     log_interval: float = 5.0
 
 

@@ -100,5 +100,4 @@ class RunStats:
                 "frame_age_ms": _summary(self.frame_age_ms),
                 "reconnects": reconnects,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
-                "first_output_unix": self.first_output_unix,
             }

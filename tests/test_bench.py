@@ -69,7 +69,9 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     assert list(paths) == ["eager fp32", "torch fp32", "onnxruntime int8"]
     for r in paths.values():
         assert set(r["shapes"]) == {"64x64", clip_key}
-        assert all(s["runs"] == 4 and s["p50_ms"] > 0 for s in r["shapes"].values())
+        assert all(
+            s["runs"] == 4 and s["p50_ms"] > 0 and s["cpu_ms"] > 0 for s in r["shapes"].values()
+        )
         assert r["peak_rss_mb"] > 0
     assert paths["eager fp32"]["fidelity"]["64x64"]["max_rel_err"] == 0.0
     assert paths["torch fp32"]["fidelity"]["64x64"]["max_rel_err"] <= FP32.max_rel_err
@@ -82,8 +84,14 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     assert len(runs["serve_1"]["viewer_fps"]) == 1 and len(runs["serve_3"]["viewer_fps"]) == 3
     assert all(fps > 0 for fps in runs["serve_3"]["viewer_fps"])
     assert report["naive"]["fps"] > 0 and report["naive"]["frames_processed"] > 0
-    assert set(report["ratios"]["torch fp32"]) >= {
-        "offline_fps_over_model_fps",
-        "live_fps_over_naive_fps",
-    }
+    stages = report["stages"]
+    assert list(stages) == ["decode", "network input", "depth resize + render", "encode"]
+    assert all(c["cpu_ms"] > 0 and c["wall_ms"] > 0 for c in stages.values())
+    ratios = report["ratios"]["torch fp32"]
+    assert set(ratios) >= {"offline_fps_over_model_fps", "live_fps_over_naive_fps"}
+    per_frame = paths["torch fp32"]["shapes"][clip_key]["cpu_ms"]
+    per_frame += sum(c["cpu_ms"] for c in stages.values())
+    assert ratios["cpu_bound_fps"] == pytest.approx(
+        1000.0 * report["machine"]["cores"] / per_frame, abs=0.05
+    )
     assert "| torch fp32 |" in (tmp_path / "bench.md").read_text()

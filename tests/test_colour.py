@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from stream.colormap import Colorizer
+from stream.colormap import COLORMAPS, Colorizer
 from stream.estimator import UNTRAINED_STAMP, DepthMap
 from stream.flicker import flicker_index
 from stream.normalizer import EmaNormalizer
@@ -77,6 +78,15 @@ def test_near_is_brighter_than_far(name: str) -> None:
     assert bgr.shape == (1, 2, 3) and bgr.dtype == np.uint8
     luma = bgr.astype(float) @ [0.114, 0.587, 0.299]
     assert luma[0, 1] > luma[0, 0] + 100
+
+
+@pytest.mark.parametrize("name", [n for n, code in COLORMAPS.items() if code is not None])
+def test_table_lookup_gives_opencvs_colours(name: str) -> None:
+    """The fast table path must paint exactly what ``cv2.applyColorMap`` paints."""
+    unit = np.random.default_rng(1).random((37, 53), dtype=np.float32)
+    unit[0, :3] = [0.0, 1.0, 0.5 / 255]
+    expected = cv2.applyColorMap(np.rint(unit * 255).astype(np.uint8), COLORMAPS[name])
+    assert np.array_equal(Colorizer(name)(unit), expected)
 
 
 @pytest.mark.parametrize("name", ["turbo", "jet"])

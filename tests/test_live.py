@@ -219,10 +219,46 @@ def test_pipeline_frame_age_stays_bounded_with_a_slow_consumer(estimator) -> Non
     pipeline.run()
     ages = list(pipeline.stats.frame_age_ms)
     inference = sorted(pipeline.stats.inference_ms)[len(ages) // 2]
-    assert pipeline.queue.dropped > 0
+    assert pipeline.summary()["frames_dropped"] > 0
     assert np.median(ages[-10:]) < inference + 1000 / 25 + 100
     assert np.median(ages[-10:]) < np.median(ages[:10]) + 100
-    assert not [t for t in threading.enumerate() if t.name in ("capture", "inference")]
+    stages = ("capture", "inference", "output")
+    assert not [t for t in threading.enumerate() if t.name in stages]
+
+
+def test_the_model_starts_the_next_frame_while_the_last_is_output(estimator) -> None:
+    """Frame 0's sink waits until the model has been called on frame 1.  A pipeline that
+    ran inference and output in turn would never get there, and the wait would fail."""
+    from stream.colormap import Colorizer
+    from stream.normalizer import EmaNormalizer
+    from stream.pipeline import Pipeline
+    from stream.render import DepthRenderer
+
+    calls: list[int] = []
+    second_call = threading.Event()
+
+    def counting_estimator(rgb: np.ndarray):
+        calls.append(len(calls))
+        if len(calls) == 2:
+            second_call.set()
+        return estimator(rgb)
+
+    overlapped: list[bool] = []
+
+    def sink(result) -> None:
+        if result.frame.seq == 0:
+            overlapped.append(second_call.wait(30))
+
+    pipeline = Pipeline(
+        open_source("sample", Config(), live_file=False),
+        counting_estimator,
+        DepthRenderer(EmaNormalizer(), Colorizer("gray")),
+        [sink],
+        max_frames=3,
+    )
+    pipeline.run()
+    assert overlapped == [True]
+    assert pipeline.stats.frames_processed == 3 and len(calls) >= 3
 
 
 def test_bad_frames_are_skipped_and_counted(estimator) -> None:

@@ -88,6 +88,7 @@ class Worker:
 class PathResult:
     path: BenchPath
     ms: dict[str, list[float]] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
     prepare_s: dict[str, float] = field(default_factory=dict)
     rss_mb: float = 0.0
     fidelity: dict[str, Fidelity] = field(default_factory=dict)
@@ -100,6 +101,7 @@ class PathResult:
                 "p50_ms": round(float(p50), 2),
                 "p95_ms": round(float(p95), 2),
                 "fps": round(1000.0 / float(p50), 1),
+                "cpu_ms": round(1000.0 * self.cpu_s[key] / len(times), 1),
                 "runs": len(times),
                 "first_use_s": round(self.prepare_s[key], 2),
             }
@@ -170,8 +172,10 @@ def time_paths(
             for key in keys:
                 order = workers[r % len(workers) :] + workers[: r % len(workers)]
                 for w in order:
-                    times = w.ask(op="time", shape=key, count=per_round)["ms"]
-                    results[w.path].ms.setdefault(key, []).extend(times)
+                    reply = w.ask(op="time", shape=key, count=per_round)
+                    results[w.path].ms.setdefault(key, []).extend(reply["ms"])
+                    cpu = results[w.path].cpu_s
+                    cpu[key] = cpu.get(key, 0.0) + reply["cpu_s"]
         for key in keys:
             outs = _outputs(workers, key, scratch)
             for path, got in outs.items():

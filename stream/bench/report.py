@@ -125,3 +125,8 @@ def pipeline_table(runs: dict[str, dict[str, Any]], naive: dict[str, Any] | None
             ]
         )
     return _table(header, rows)
+
+
+def stage_table(stages: dict[str, dict[str, float]]) -> str:
+    rows = [[name, c["cpu_ms"], c["wall_ms"]] for name, c in stages.items()]
+    return _table(["stage", "CPU ms", "wall ms"], rows)

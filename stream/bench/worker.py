@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,11 +78,14 @@ def serve(runtime: Runtime, inputs: dict[str, np.ndarray]) -> None:
             reply["seconds"] = time.perf_counter() - t0
         elif cmd["op"] == "time":
             times = []
+            cpu = os.times()
             for net_input in batch[: cmd["count"]]:
                 start = time.perf_counter()
                 runtime.infer(net_input)
                 times.append((time.perf_counter() - start) * 1000.0)
+            done = os.times()
             reply["ms"] = times
+            reply["cpu_s"] = done.user + done.system - cpu.user - cpu.system
         elif cmd["op"] == "outputs":
             np.save(cmd["path"], np.stack([runtime.infer(x) for x in batch]))
         reply["rss_mb"] = peak_rss_mb()

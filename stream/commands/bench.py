@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import numpy as np
 from stream.bench.frames import clips, pick_frames, split, square_inputs
 from stream.bench.model_bench import REFERENCE, BenchPath, shape_key, standin_fidelity, time_paths
 from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs
-from stream.bench.report import fidelity_table, machine, model_table, pipeline_table
+from stream.bench.report import fidelity_table, machine, model_table, pipeline_table, stage_table
+from stream.bench.stages import cpu_bound_fps, stage_costs
 from stream.commands.common import config, write_output
 from stream.errors import UserError
 from stream.model.locate import choose_weights
@@ -93,16 +95,25 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _ratios(model: list[dict], clip_key: str, pipeline: dict, naive: dict | None) -> dict:
-    """The pipeline's figures relative to the model alone (same backend, same shape)."""
+def _ratios(
+    model: list[dict], clip_key: str, pipeline: dict, naive: dict | None, stages: dict | None
+) -> dict:
+    """The pipeline's figures relative to the model alone (same backend, same shape), and
+    to the bound that the CPU cost of the model plus the stages around it sets."""
     by_path = {r["path"]: r["shapes"][clip_key] for r in model}
+    cores = os.cpu_count() or 1
     ratios: dict[str, Any] = {}
     for label, runs in pipeline.items():
         alone = by_path.get(label)
         if alone is None:
             continue
+        bound = cpu_bound_fps(alone["cpu_ms"], stages, cores) if stages else None
         ratios[label] = {
             "offline_fps_over_model_fps": round(runs["offline"]["fps"] / alone["fps"], 3),
+            "cpu_bound_fps": bound,
+            "offline_fps_over_cpu_bound": round(runs["offline"]["fps"] / bound, 3)
+            if bound
+            else None,
             "live_age_p50_over_model_ms": round(
                 runs["live"]["frame_age_ms"]["p50"] / alone["p50_ms"], 2
             ),
@@ -172,10 +183,12 @@ def run(args: argparse.Namespace) -> int:
         pipeline[p.label] = pipeline_runs(
             clip, launch(p), args.seconds, args.offline_frames, progress
         )
-    naive = None
+    naive = stages = None
     if pipeline_paths:
         progress("naive single-thread loop")
         naive = naive_run(clip, launch(REFERENCE), args.seconds)
+        progress("CPU cost of the stages around the model")
+        stages = stage_costs(clip, cfg, args.offline_frames)
     report = {
         "machine": machine(),
         "weights": "synthetic (untrained)" if choice.synthetic else str(choice.path),
@@ -187,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
         "standin_fidelity": standin,
         "pipeline": pipeline,
         "naive": naive,
-        "ratios": _ratios(model, shape_key(clip_shape), pipeline, naive),
+        "stages": stages,
+        "ratios": _ratios(model, shape_key(clip_shape), pipeline, naive, stages),
     }
     text = _render(report, [shape_key(s) for s in shapes], main_key)
     print(text)
@@ -224,6 +238,8 @@ def _render(report: dict[str, Any], keys: list[str], main_key: str) -> str:
             "",
             pipeline_table(runs, report["naive"]),
         ]
+    if report["stages"]:
+        parts += ["", "CPU per frame around the model:", "", stage_table(report["stages"])]
     if report["ratios"]:
         parts += ["", "Ratios: " + json.dumps(report["ratios"])]
     if report["skipped"]:

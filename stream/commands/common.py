@@ -14,6 +14,7 @@ from stream.colormap import COLORMAPS
 from stream.config import Config, default_config_path, load_config, with_overrides
 from stream.errors import UserError
 from stream.runtimes.registry import PRECISIONS
+from stream.stats import RunStats
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -75,7 +76,9 @@ def add_stats_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-json", metavar="PATH", help="write the run's figures here at exit")
 
 
-def write_stats(path: str | None, summary: dict[str, Any]) -> None:
-    """The run's figures as JSON (what ``depthstream bench`` reads), when asked for."""
+def write_stats(path: str | None, summary: dict[str, Any], stats: RunStats) -> None:
+    """The run's figures as JSON (what ``depthstream bench`` reads), when asked for, with
+    the wall-clock time of the first output so start-up can be measured from outside."""
     if path:
-        write_output(Path(path), lambda p: p.write_text(json.dumps(summary, indent=2)))
+        figures = {**summary, "first_output_unix": stats.first_output_unix}
+        write_output(Path(path), lambda p: p.write_text(json.dumps(figures, indent=2)))

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
     summary = pipeline.summary()
     log.info("%s", summary)
-    write_stats(args.stats_json, summary)
+    write_stats(args.stats_json, summary, pipeline.stats)
     if summary["frames_processed"] == 0:
         raise UserError(f"{args.source}: no frame could be processed")
     return 0

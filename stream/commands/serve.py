@@ -71,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror}") from None
     finally:
         pipeline.join()
-    write_stats(args.stats_json, pipeline.summary())
+    write_stats(args.stats_json, pipeline.summary(), pipeline.stats)
     return 0

@@ -23,7 +23,7 @@ class Mp4Recorder:
     """
 
     def __init__(
-        self, path: str | Path, fps: float, crf: int = 23, preset: str = "veryfast"
+        self, path: str | Path, fps: float, crf: int = 23, preset: str = "superfast"
     ) -> None:
         self.path = Path(path)
         self.rate = Fraction(fps).limit_denominator(1001)
