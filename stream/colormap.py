@@ -20,8 +20,9 @@ class Colorizer:
     """Turns a normalized map into a BGR image, reusing its buffers frame after frame.
 
     Each map is kept as a 256-entry table and applied with ``cv2.LUT`` on a
-    grey-to-BGR image: the same colours as ``cv2.applyColorMap``, about ten times
-    faster at 960x540, which matters when rendering shares two cores with the model.
+    grey-to-BGR image: the same colours as ``cv2.applyColorMap`` (tested), and in one
+    hand-run timing 0.5 instead of 6.1 ms at 960x540, which matters when rendering
+    shares two cores with the model.
     """
 
     def __init__(self, name: str) -> None:

@@ -67,8 +67,10 @@ def leave_cores_to_the_model() -> None:
     """Make OpenCV run single-threaded in this process.
 
     The model's runtime already keeps every core busy; OpenCV's worker pool would
-    only preempt it for small image operations.  ``depthstream bench`` measured
-    rendering at 3.3 instead of 4.4 CPU-ms per 960x540 frame this way.
+    only preempt it for small image operations.  Rendering a 960x540 frame took
+    3.3 instead of 4.4 CPU-ms this way, in one hand-run comparison of
+    :func:`stream.bench.stages.stage_costs`; the pipeline's fps did not change
+    beyond noise.
     """
     cv2.setNumThreads(1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 import time
@@ -28,6 +29,12 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far, every thread included."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _summary(values: deque[float]) -> dict[str, float | None]:

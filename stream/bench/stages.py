@@ -16,7 +16,6 @@ stands in: rendering cost depends on the map's size, not its values.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,21 +31,17 @@ from stream.overlay import draw_figures
 from stream.pipeline import leave_cores_to_the_model
 from stream.render import DepthRenderer
 from stream.sinks.mp4 import Mp4Recorder
+from stream.stats import cpu_seconds
 from stream.transform import network_size, to_net_input
-
-
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def _charge(run: Callable[[], int]) -> dict[str, float]:
     """Per-frame CPU and wall milliseconds of ``run`` (which returns its frame count)."""
-    cpu, wall = _cpu_seconds(), time.perf_counter()
+    cpu, wall = cpu_seconds(), time.perf_counter()
     frames = run()
     per = 1000.0 / max(frames, 1)
     return {
-        "cpu_ms": round((_cpu_seconds() - cpu) * per, 2),
+        "cpu_ms": round((cpu_seconds() - cpu) * per, 2),
         "wall_ms": round((time.perf_counter() - wall) * per, 2),
     }
 
@@ -59,8 +54,9 @@ def _stand_in_depth(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def stage_costs(clip: Path, cfg: Config, frames: int) -> dict[str, dict[str, float]]:
-    """CPU-ms per frame of decode, network input, depth resize + render, and H.264 encode,
-    with OpenCV threaded as the pipeline runs it."""
+    """CPU-ms per frame of decode, network input, depth resize + render, and H.264 encode
+    (with ``cfg``'s preset, so presets can be compared), OpenCV threaded as the pipeline
+    runs it."""
     leave_cores_to_the_model()
     decoded: list[np.ndarray] = []
 

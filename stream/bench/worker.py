@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from stream.model.handle import WeightsHandle
 from stream.model.locate import WeightsChoice
 from stream.runtimes.base import Runtime, thread_count
 from stream.runtimes.registry import open_runtime
-from stream.stats import peak_rss_mb
+from stream.stats import cpu_seconds, peak_rss_mb
 
 EAGER = "eager"
 
@@ -78,14 +77,13 @@ def serve(runtime: Runtime, inputs: dict[str, np.ndarray]) -> None:
             reply["seconds"] = time.perf_counter() - t0
         elif cmd["op"] == "time":
             times = []
-            cpu = os.times()
+            cpu = cpu_seconds()
             for net_input in batch[: cmd["count"]]:
                 start = time.perf_counter()
                 runtime.infer(net_input)
                 times.append((time.perf_counter() - start) * 1000.0)
-            done = os.times()
             reply["ms"] = times
-            reply["cpu_s"] = done.user + done.system - cpu.user - cpu.system
+            reply["cpu_s"] = cpu_seconds() - cpu
         elif cmd["op"] == "outputs":
             np.save(cmd["path"], np.stack([runtime.infer(x) for x in batch]))
         reply["rss_mb"] = peak_rss_mb()

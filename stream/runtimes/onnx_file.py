@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from stream.model.handle import WeightsHandle
 from stream.model.quantize import model_file
 
 
-class OnnxFileRuntime:
+class OnnxFileRuntime(ABC):
     """Loads the cached ONNX file for each shape on first use; subclasses say how to run it."""
 
     backend = ""
@@ -26,13 +27,13 @@ class OnnxFileRuntime:
         self.threads = threads
         self._loaded: dict[tuple[int, int], Any] = {}
 
+    @abstractmethod
     def load(self, path: Path) -> Any:
         """Turn the model file into something :meth:`run` can call."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run(self, loaded: Any, batch: np.ndarray) -> np.ndarray:
         """The ``(1, H, W)`` output for a ``(1, 3, H, W)`` batch."""
-        raise NotImplementedError
 
     def prepare(self, shape: tuple[int, int]) -> None:
         if shape not in self._loaded:
