@@ -94,4 +94,8 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     assert ratios["cpu_bound_fps"] == pytest.approx(
         1000.0 * report["machine"]["cores"] / per_frame, abs=0.05
     )
+    live = runs["live"]
+    assert ratios["live_age_p50_over_inference_ms"] == pytest.approx(
+        live["frame_age_ms"]["p50"] / live["inference_ms"]["p50"], abs=0.006
+    )
     assert "| torch fp32 |" in (tmp_path / "bench.md").read_text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -165,3 +167,11 @@ def test_sample_clip_is_shipped_and_decodes() -> None:
     assert frames[0].rgb.shape == (272, 640, 3) and frames[0].rgb.dtype == np.uint8
     assert frames[1].pts == pytest.approx(0.04)
     assert (SAMPLE_PATH.parent / "CREDITS.md").is_file()
+
+
+def test_the_command_line_leaves_the_web_stack_to_serve() -> None:
+    """``run`` on a small robot should not carry aiohttp and aiortc (about 40 MB)."""
+    script = "import sys, stream.cli; print(sorted({'aiohttp', 'aiortc'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -12,6 +12,7 @@ import torch
 
 from capture.image import read_image
 from stream.estimator import DepthEstimator
+from stream.model.handle import WeightsHandle
 from stream.model.midas_small import MidasSmall
 from stream.model.trace import cache_path, load_or_trace
 from stream.runtimes.base import FP32
@@ -79,9 +80,7 @@ def test_eager_single_thread_is_bit_exact(synthetic_model) -> None:
 
 def test_traced_equals_eager(synthetic_model, tmp_path: Path) -> None:
     x = torch.from_numpy(to_net_input(read_image(_image(DATA / "cases" / "camera"))))[None]
-    traced = load_or_trace(
-        synthetic_model.model, synthetic_model.digest, tuple(x.shape[2:]), tmp_path
-    )
+    traced = load_or_trace(WeightsHandle.of_loaded(synthetic_model), tuple(x.shape[2:]), tmp_path)
     assert isinstance(traced, torch.jit.ScriptModule)
     with torch.inference_mode():
         eager = synthetic_model.model(x)[0].numpy()
@@ -94,20 +93,34 @@ def test_trace_cache_is_reused_and_rebuilt_when_corrupt(
     synthetic_model, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     shape = (64, 96)
-    path = cache_path(tmp_path, synthetic_model.digest, shape, "fp32")
+    handle = WeightsHandle.of_loaded(synthetic_model)
+    path = cache_path(tmp_path, handle.key, shape, "fp32")
     assert torch.__version__.replace("+", "_") in path.name and "64x96-fp32" in path.name
     with caplog.at_level(logging.INFO, logger="depthstream"):
-        load_or_trace(synthetic_model.model, synthetic_model.digest, shape, tmp_path)
+        load_or_trace(handle, shape, tmp_path)
         assert path.is_file() and "tracing" in caplog.text
         caplog.clear()
-        load_or_trace(synthetic_model.model, synthetic_model.digest, shape, tmp_path)
+        load_or_trace(handle, shape, tmp_path)
         assert "tracing" not in caplog.text
         path.write_bytes(b"not a torchscript archive")
-        module = load_or_trace(synthetic_model.model, synthetic_model.digest, shape, tmp_path)
+        module = load_or_trace(handle, shape, tmp_path)
         assert "unreadable" in caplog.text
     with torch.inference_mode():
         assert module(torch.zeros(1, 3, *shape)).shape == (1, *shape)
     assert not list(path.parent.glob(".*"))
+
+
+def test_a_cached_trace_loads_without_building_the_network(synthetic_model, tmp_path: Path) -> None:
+    shape = (64, 96)
+    first = load_or_trace(WeightsHandle.of_loaded(synthetic_model), shape, tmp_path)
+
+    def refuse() -> None:
+        raise AssertionError("the network was built although its trace is cached")
+
+    warm = WeightsHandle(synthetic_model.choice, refuse, key=synthetic_model.digest)
+    x = torch.rand(1, 3, *shape)
+    with torch.inference_mode():
+        torch.testing.assert_close(load_or_trace(warm, shape, tmp_path)(x), first(x))
 
 
 def test_other_weights_get_their_own_cache_entry(synthetic_model, tmp_path: Path) -> None:

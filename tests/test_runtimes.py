@@ -15,7 +15,7 @@ from stream.config import ModelConfig, config_from_dict
 from stream.errors import UserError
 from stream.model.handle import WeightsHandle
 from stream.runtimes.base import import_for
-from stream.runtimes.registry import PRECISIONS, TOLERANCES, bf16_supported, open_runtime
+from stream.runtimes.registry import PRECISIONS, TOLERANCES, bf16_supported, open_runtime, uses_bf16
 from tests.conftest import DATA, assert_clean_error, run_synthetic
 
 PATHS = [(b, p) for b, precisions in PRECISIONS.items() for p in precisions]
@@ -41,7 +41,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_each_path_matches_fp32_within_its_tolerance(
     backend: str, precision: str, handle: WeightsHandle, shared_cache: Path
 ) -> None:
-    if precision == "bf16" and not bf16_supported(backend):
+    if uses_bf16(precision) and not bf16_supported(backend):
         # A CPU without bf16 (not this one) must refuse it in one line, not run it slowly.
         with pytest.raises(UserError, match="no bf16 support"):
             open_runtime(backend, precision, handle, shared_cache, threads=2)
@@ -94,6 +94,31 @@ def test_warm_onnx_paths_never_import_torch(tmp_path: Path) -> None:
             estimator, _ = open_estimator(cfg, "synthetic")
             assert estimator(read_image("{image}")).depth.shape == (300, 451)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "timm")))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_warm_trace_cache_never_builds_the_network(tmp_path: Path) -> None:
+    """With the trace cached, the torch path loads it without timm or the eager weights
+    (about 300 MB of resident memory and seconds of start-up)."""
+    image = DATA / "cases" / "chelsea" / "chelsea.png"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    cold = run_synthetic("image", str(image), "--out", str(tmp_path / "cold.png"), env=env)
+    assert cold.returncode == 0, cold.stderr
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from capture.image import read_image
+        from stream.config import Config
+        from stream.estimator import open_estimator
+        estimator, _ = open_estimator(Config(), "synthetic")
+        assert estimator(read_image("{image}")).depth.shape == (300, 451)
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "timm" or "midas" in m))
         """
     )
     proc = subprocess.run(

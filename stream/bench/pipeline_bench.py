@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.bench.viewers import watch
 from stream.errors import UserError
 
 
@@ -117,7 +116,14 @@ def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 180.0) -> 
 def run_serve(
     clip: Path, viewers: int, launch: Launch, cache: Path, work: Path, seconds: float
 ) -> dict[str, Any]:
-    """``serve`` on ``clip`` (loopback only) with ``viewers`` aiortc viewers for ``seconds``."""
+    """``serve`` on ``clip`` (loopback only) with ``viewers`` aiortc viewers for ``seconds``.
+
+    The viewers' aiortc is imported here: every ``depthstream`` command loads
+    this module through the CLI, and ``run`` would otherwise carry aiortc and
+    aiohttp (about 40 MB resident) without using them.
+    """
+    from stream.bench.viewers import watch
+
     port = _free_port()
     config = work / f"serve-{viewers}.toml"
     config.write_text(f'[web]\nhost = "127.0.0.1"\nport = {port}\nice_loopback = true\n')

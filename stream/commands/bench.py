@@ -29,7 +29,7 @@ from stream.commands.common import config, write_output
 from stream.errors import UserError
 from stream.model.locate import choose_weights
 from stream.runtimes.base import DEFAULT_BAR
-from stream.runtimes.registry import PRECISIONS, bf16_supported
+from stream.runtimes.registry import PRECISIONS, bf16_supported, uses_bf16
 from stream.transform import network_size, to_net_input
 
 log = logging.getLogger("depthstream")
@@ -70,8 +70,8 @@ def available_paths(skipped: list[str]) -> list[BenchPath]:
             skipped.append(f"{backend}: package not installed")
             continue
         for precision in precisions:
-            if precision == "bf16" and not bf16_supported(backend):
-                skipped.append(f"{backend} bf16: this CPU lacks bf16")
+            if uses_bf16(precision) and not bf16_supported(backend):
+                skipped.append(f"{backend} {precision}: this CPU lacks bf16")
                 continue
             paths.append(BenchPath(backend, precision))
     return paths
@@ -116,6 +116,11 @@ def _ratios(
             else None,
             "live_age_p50_over_model_ms": round(
                 runs["live"]["frame_age_ms"]["p50"] / alone["p50_ms"], 2
+            ),
+            # The same age over the inference step as the pipeline times it (network
+            # input, model, depth resize), slowed by the threads that share the cores.
+            "live_age_p50_over_inference_ms": round(
+                runs["live"]["frame_age_ms"]["p50"] / runs["live"]["inference_ms"]["p50"], 2
             ),
         }
         if naive is not None:

@@ -17,6 +17,7 @@ import torch
 from stream.errors import UserError
 from stream.model.handle import WeightsHandle
 from stream.model.trace import example_input, load_or_trace
+from stream.runtimes.registry import uses_bf16
 
 PROFILING_RUNS = 3
 
@@ -29,21 +30,20 @@ class TorchScriptRuntime:
     def __init__(
         self, handle: WeightsHandle, cache_dir: Path, precision: str, threads: int
     ) -> None:
-        if precision == "bf16" and not bf16_supported():
-            raise UserError('this CPU has no bf16 support in torch; use precision = "fp32"')
+        if uses_bf16(precision) and not bf16_supported():
+            raise UserError(f'this CPU has no bf16 support in torch for {precision}; use "fp32"')
         torch.set_num_threads(threads)
         torch.jit.enable_onednn_fusion(True)
         self.label = f"torch {precision}"
         self.precision = precision
         self.cache_dir = cache_dir
-        self.loaded = handle.load()
+        self.handle = handle
         self._modules: dict[tuple[int, int], torch.jit.ScriptModule] = {}
 
     def prepare(self, shape: tuple[int, int]) -> None:
         if shape in self._modules:
             return
-        loaded = self.loaded
-        module = load_or_trace(loaded.model, loaded.digest, shape, self.cache_dir, self.precision)
+        module = load_or_trace(self.handle, shape, self.cache_dir, self.precision)
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             for _ in range(PROFILING_RUNS):
