@@ -16,6 +16,7 @@ from stream.errors import UserError
 from stream.model.handle import WeightsHandle
 from stream.runtimes.base import import_for
 from stream.runtimes.onnx_file import OnnxFileRuntime
+from stream.runtimes.registry import uses_bf16
 
 
 def bf16_supported() -> bool:
@@ -30,7 +31,7 @@ class OpenVinoRuntime(OnnxFileRuntime):
         self, handle: WeightsHandle, cache_dir: Path, precision: str, threads: int
     ) -> None:
         ov = import_for("openvino", "openvino")
-        if precision == "bf16" and not bf16_supported():
+        if uses_bf16(precision) and not bf16_supported():
             raise UserError('this CPU has no bf16 support in OpenVINO; use precision = "fp32"')
         self._core = ov.Core()
         self._core.set_property({"CACHE_DIR": str(cache_dir / "openvino")})

@@ -33,6 +33,8 @@ TOLERANCES: dict[str, Tolerance] = {
 
 
 def uses_bf16(precision: str) -> bool:
+    """Whether ``precision`` needs bf16 from the CPU (``bf16``, ``bf16-decoder``): the one
+    check every runtime and the bench use before refusing or skipping it."""
     return precision.startswith("bf16")
 
 
