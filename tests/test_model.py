@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from timm.layers import Conv2dSame
 
 from capture.image import read_image
 from stream.estimator import DepthEstimator
 from stream.model.handle import WeightsHandle
-from stream.model.midas_small import MidasSmall
+from stream.model.midas_small import FeatureFusionBlock, MidasSmall
+from stream.model.rewrites import ConvThenUpsample, convolve_before_upsampling, symmetric_padding
 from stream.model.trace import cache_path, load_or_trace
 from stream.runtimes.base import FP32
 from stream.transform import network_size, to_net_input
@@ -87,6 +89,28 @@ def test_traced_equals_eager(synthetic_model, tmp_path: Path) -> None:
         assert _rel_err(traced(x)[0].numpy(), eager) <= FP32.max_rel_err
         channels_last = x.contiguous(memory_format=torch.channels_last)
         assert _rel_err(traced(channels_last)[0].numpy(), eager) <= FP32.max_rel_err
+
+
+def _count(model: torch.nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+@pytest.mark.parametrize("case", ["camera", "chelsea"])
+def test_the_rewrites_before_tracing_leave_the_function_unchanged(
+    synthetic_model, case: str
+) -> None:
+    """Both rewrites are exact up to float32 rounding order; a one-pixel shift in the
+    padding or a misplaced convolution would be off by far more than 1e-6."""
+    model = synthetic_model.model
+    x = torch.from_numpy(np.load(DATA / "cases" / case / "net_input.npy"))[None]
+    symmetric = symmetric_padding(model)
+    assert _count(model, Conv2dSame) == 5 and _count(symmetric, Conv2dSame) == 0
+    conv_first = convolve_before_upsampling(model)
+    assert _count(conv_first, ConvThenUpsample) == _count(model, FeatureFusionBlock) == 4
+    with torch.inference_mode():
+        want = model(x)[0].numpy()
+        assert _rel_err(symmetric(x)[0].numpy(), want) <= 1e-6
+        assert _rel_err(conv_first(x)[0].numpy(), want) <= 1e-5
 
 
 def test_trace_cache_is_reused_and_rebuilt_when_corrupt(

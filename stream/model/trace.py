@@ -4,7 +4,8 @@ Tracing takes seconds; the cache makes every later start with the same
 weights and frame size immediate.  A cache file that fails to load is
 rebuilt, never trusted.
 
-The traced graph is channels-last with batch norm folded: with oneDNN graph
+The traced graph is channels-last with batch norm folded and the exact
+rewrites of :mod:`stream.model.rewrites` applied: with oneDNN graph
 fusion switched on (see :mod:`stream.runtimes.torchscript`) convolutions,
 activations and residual adds then run as fused kernels without layout
 reorders between them, which measured about 25% faster than the plain frozen
@@ -30,12 +31,16 @@ from stream.model.fold import fold_batchnorm
 from stream.model.handle import WeightsHandle
 
 log = logging.getLogger("depthstream")
+# In every cache file name; raised whenever :func:`trace` builds a different
+# graph, so caches written by an older version are traced again, not reused.
+GRAPH_VERSION = 2
 
 
 def cache_path(cache_dir: Path, key: str, shape: tuple[int, int], precision: str) -> Path:
     """The cache file name carries everything the traced graph depends on."""
     version = torch.__version__.replace("+", "_")
-    name = f"midas_small-{key[:24]}-torch{version}-{shape[0]}x{shape[1]}-{precision}-cl.pt"
+    size = f"{shape[0]}x{shape[1]}"
+    name = f"midas_small-{key[:24]}-torch{version}-{size}-{precision}-g{GRAPH_VERSION}.pt"
     return cache_dir / "traced" / name
 
 
@@ -59,12 +64,18 @@ class Bf16(nn.Module):
 def trace(
     model: nn.Module, shape: tuple[int, int], precision: str = "fp32"
 ) -> torch.jit.ScriptModule:
-    """Trace a channels-last, batch-norm-folded copy of ``model`` at ``(H, W)`` and freeze it.
+    """Trace a channels-last, batch-norm-folded, rewritten copy of ``model`` at ``(H, W)``
+    and freeze it.
 
     ``bf16`` traces the whole network under CPU autocast, ``bf16-decoder`` each
     part of the decoder; either way the casts are recorded into the graph.
     """
-    net = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    # Imported here: the rewrites need timm and the model classes, which a warm start
+    # (that only loads the traced file) never imports.
+    from stream.model.rewrites import convolve_before_upsampling, symmetric_padding
+
+    net = convolve_before_upsampling(symmetric_padding(fold_batchnorm(model)))
+    net = net.to(memory_format=torch.channels_last)
     if precision == "bf16":
         net = Bf16(net)
     elif precision == "bf16-decoder":

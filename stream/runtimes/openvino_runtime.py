@@ -2,7 +2,11 @@
 
 OpenVINO silently runs fp32 models in bf16 on CPUs that have it; ``fp32``
 here pins the inference precision to f32 so it stays exact, and ``bf16``
-asks for bf16 explicitly.  Compiled blobs are cached by OpenVINO itself.
+asks for bf16 explicitly.  ``bf16-decoder`` splits the model where the
+decoder starts and compiles the encoder in f32 and the decoder in bf16 as
+two models: marking the encoder's nodes with ``disable_fp16_compression``
+did not keep them in f32 under a bf16 hint (tried on OpenVINO 2026.4).
+Compiled blobs are cached by OpenVINO itself.
 """
 
 from __future__ import annotations
@@ -18,10 +22,48 @@ from stream.runtimes.base import import_for
 from stream.runtimes.onnx_file import OnnxFileRuntime
 from stream.runtimes.registry import uses_bf16
 
+# The decoder's first layers, one 3x3 convolution per encoder stage; the ONNX
+# exporter names ops after the module path (``scratch.layer1_rn`` and so on,
+# fixed by the official checkpoint's keys).
+DECODER_ENTRIES = tuple(f"/layer{i}_rn/" for i in range(1, 5))
+
 
 def bf16_supported() -> bool:
     ov = import_for("openvino", "openvino")
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def encoder_outputs(model: Any) -> list[Any]:
+    """The encoder's four feature maps: the inputs of the decoder's entry convolutions."""
+    outputs = []
+    for prefix in DECODER_ENTRIES:
+        convs = [
+            op
+            for op in model.get_ops()
+            if op.get_type_name() == "Convolution" and op.get_friendly_name().startswith(prefix)
+        ]
+        if len(convs) != 1:
+            raise RuntimeError(f"cannot find the decoder entry {prefix!r} in the exported model")
+        outputs.append(convs[0].input(0).get_source_output())
+    return outputs
+
+
+def split_at_decoder(core: Any, path: Path) -> tuple[Any, Any]:
+    """The model at ``path`` as an encoder (image -> 4 features) and a decoder (4 features
+    -> depth).  Each half is read from the file on its own: cutting one graph in place
+    would leave the other half pointing at the new decoder inputs."""
+    ov = import_for("openvino", "openvino")
+    whole = core.read_model(str(path))
+    encoder = ov.Model(encoder_outputs(whole), whole.get_parameters(), "encoder")
+    whole = core.read_model(str(path))
+    inputs = []
+    for i, feature in enumerate(encoder_outputs(whole), start=1):
+        param = ov.op.Parameter(feature.get_element_type(), feature.get_partial_shape())
+        param.set_friendly_name(f"features{i}")
+        for target in feature.get_target_inputs():
+            target.replace_source_output(param.output(0))
+        inputs.append(param)
+    return encoder, ov.Model(whole.get_results(), inputs, "decoder")
 
 
 class OpenVinoRuntime(OnnxFileRuntime):
@@ -37,19 +79,25 @@ class OpenVinoRuntime(OnnxFileRuntime):
         self._core.set_property({"CACHE_DIR": str(cache_dir / "openvino")})
         super().__init__(handle, cache_dir, precision, threads)
 
-    def load(self, path: Path) -> Any:
-        hint = "bf16" if self.precision == "bf16" else "f32"
-        compiled = self._core.compile_model(
-            str(path),
-            "CPU",
-            {
-                "INFERENCE_PRECISION_HINT": hint,
-                "INFERENCE_NUM_THREADS": self.threads,
-                "PERFORMANCE_HINT": "LATENCY",
-            },
-        )
-        return compiled.create_infer_request()
+    def _compile(self, model: Any, hint: str) -> Any:
+        config = {
+            "INFERENCE_PRECISION_HINT": hint,
+            "INFERENCE_NUM_THREADS": self.threads,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        return self._core.compile_model(model, "CPU", config).create_infer_request()
 
-    def run(self, loaded: Any, batch: np.ndarray) -> np.ndarray:
+    def load(self, path: Path) -> list[Any]:
+        """A chain of infer requests, each fed the previous one's outputs."""
+        if self.precision == "bf16-decoder":
+            encoder, decoder = split_at_decoder(self._core, path)
+            return [self._compile(encoder, "f32"), self._compile(decoder, "bf16")]
+        return [self._compile(str(path), "bf16" if self.precision == "bf16" else "f32")]
+
+    def run(self, loaded: list[Any], batch: np.ndarray) -> np.ndarray:
+        inputs: dict[int, Any] = {0: batch}
+        for request in loaded:
+            request.infer(inputs)
+            inputs = {i: request.get_output_tensor(i) for i in range(len(request.model_outputs))}
         # The request reuses its output buffer on the next call: copy out.
-        return np.array(loaded.infer({0: batch})[0], copy=True)
+        return np.array(loaded[-1].get_output_tensor(0).data, copy=True)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 PRECISIONS: dict[str, tuple[str, ...]] = {
     "torch": ("fp32", "bf16", "bf16-decoder"),
     "onnxruntime": ("fp32", "int8"),
-    "openvino": ("fp32", "bf16", "int8"),
+    "openvino": ("fp32", "bf16", "bf16-decoder", "int8"),
 }
 
 # Floors measured on the synthetic weights (see Tolerance): bf16 gave r 0.83-0.89
