@@ -55,7 +55,8 @@ def _symmetric(conv: nn.Conv2d) -> nn.Conv2d:
 
 
 def symmetric_padding(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every stride-2 "same" convolution made symmetric.
+    """A copy of ``model`` with every square, undilated stride-2 "same" convolution
+    made symmetric (EfficientNet-Lite3 has five: 3x3 and 5x5).
 
     Valid when every stride-2 layer sees an even input, which MidasSmall's
     input sizes (multiples of 32) guarantee; an odd input is padded
@@ -64,7 +65,12 @@ def symmetric_padding(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model)
     for parent in model.modules():
         for name, conv in list(parent.named_children()):
-            if isinstance(conv, Conv2dSame) and conv.stride == (2, 2):
+            if (
+                isinstance(conv, Conv2dSame)
+                and conv.stride == (2, 2)
+                and conv.dilation == (1, 1)
+                and conv.kernel_size[0] == conv.kernel_size[1]
+            ):
                 setattr(parent, name, _symmetric(conv))
     return model
 
