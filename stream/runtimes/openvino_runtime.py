@@ -50,12 +50,12 @@ def encoder_outputs(model: Any) -> list[Any]:
 
 def split_at_decoder(core: Any, path: Path) -> tuple[Any, Any]:
     """The model at ``path`` as an encoder (image -> 4 features) and a decoder (4 features
-    -> depth).  Each half is read from the file on its own: cutting one graph in place
-    would leave the other half pointing at the new decoder inputs."""
+    -> depth).  The encoder is taken from a clone: cutting the decoder off in place
+    would leave a shared graph pointing at the new decoder inputs."""
     ov = import_for("openvino", "openvino")
     whole = core.read_model(str(path))
-    encoder = ov.Model(encoder_outputs(whole), whole.get_parameters(), "encoder")
-    whole = core.read_model(str(path))
+    copy = whole.clone()
+    encoder = ov.Model(encoder_outputs(copy), copy.get_parameters(), "encoder")
     inputs = []
     for i, feature in enumerate(encoder_outputs(whole), start=1):
         param = ov.op.Parameter(feature.get_element_type(), feature.get_partial_shape())
