@@ -45,7 +45,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def model_table(results: list[dict[str, Any]], keys: list[str]) -> str:
-    header = ["path"] + [f"{k} p50 / p95 ms (fps)" for k in keys] + ["peak RSS MB"]
+    header = ["path"] + [f"{k} p50 / p95 ms (fps)" for k in keys] + ["peak RSS MB (one shape)"]
     rows = []
     for r in results:
         cells = []
