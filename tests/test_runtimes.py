@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from stream.errors import UserError
 from stream.model.handle import WeightsHandle
 from stream.runtimes.base import import_for
 from stream.runtimes.registry import PRECISIONS, TOLERANCES, bf16_supported, open_runtime, uses_bf16
+from stream.runtimes.thread_bound import ThreadBoundRuntime
 from tests.conftest import DATA, assert_clean_error, run_synthetic
 
 PATHS = [(b, p) for b, precisions in PRECISIONS.items() for p in precisions]
@@ -166,3 +168,46 @@ def test_a_precision_the_backend_lacks_is_a_clean_error(tmp_path: Path) -> None:
     image = DATA / "cases" / "chelsea" / "chelsea.png"
     proc = run_synthetic("image", str(image), "--out-dir", str(tmp_path), "--precision", "int8")
     assert "not available on torch" in assert_clean_error(proc)
+
+
+def test_one_thread_opens_prepares_and_runs_the_model(
+    handle: WeightsHandle, shared_cache: Path
+) -> None:
+    """Whichever thread calls, the real torch runtime sees only one: the one it was
+    opened on (libgomp keeps a worker team per calling thread)."""
+    seen: list[int] = []
+
+    def recorded(call):
+        def run(*args):
+            seen.append(threading.get_ident())
+            return call(*args)
+
+        return run
+
+    def open_recorded():
+        seen.append(threading.get_ident())
+        runtime = open_runtime("torch", "fp32", handle, shared_cache, 2)
+        runtime.prepare = recorded(runtime.prepare)
+        runtime.infer = recorded(runtime.infer)
+        return runtime
+
+    bound = ThreadBoundRuntime(open_recorded)
+    bound.prepare((64, 64))
+    outputs: list[np.ndarray] = []
+    net_input = np.zeros((3, 64, 64), np.float32)
+    callers = [threading.Thread(target=lambda: outputs.append(bound.infer(net_input)))]
+    callers.append(threading.Thread(target=lambda: outputs.append(bound.infer(net_input))))
+    for caller in callers:
+        caller.start()
+    outputs.append(bound.infer(net_input))
+    for caller in callers:
+        caller.join()
+    assert [o.shape for o in outputs] == [(64, 64)] * 3
+    # open, prepare, three infers (each of which also prepares)
+    assert len(seen) == 8 and len(set(seen)) == 1
+    assert seen[0] not in {threading.get_ident(), *(c.ident for c in callers)}
+
+
+def test_a_runtime_that_cannot_open_fails_on_the_callers_thread() -> None:
+    with pytest.raises(UserError, match="needs the no_such_package package"):
+        ThreadBoundRuntime(lambda: import_for("nothing", "no_such_package"))
