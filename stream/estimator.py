@@ -7,6 +7,7 @@ Runtime and OpenVINO paths run without it once their model files are cached.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -17,7 +18,6 @@ from stream.model.handle import WeightsHandle
 from stream.model.locate import choose_weights
 from stream.runtimes.base import Runtime
 from stream.runtimes.registry import open_runtime
-from stream.runtimes.thread_bound import ThreadBoundRuntime
 from stream.transform import network_size, to_net_input
 
 log = logging.getLogger("depthstream")
@@ -39,22 +39,24 @@ class DepthMap:
 class DepthEstimator:
     """Runs MiDaS small on RGB images through one runtime.
 
-    The pipeline and REST calls share the runtime; :func:`open_estimator` binds
-    it to one thread, which serialises them (two inferences at once would only
-    fight over the same cores).
+    One lock serialises inference: the pipeline and REST calls share the
+    runtime, and two inferences at once would only fight over the same cores.
     """
 
     def __init__(self, runtime: Runtime, input_size: int = 256) -> None:
         self.runtime = runtime
         self.input_size = input_size
+        self._lock = threading.Lock()
 
     def warm_up(self, height: int, width: int) -> None:
         """Build (or load) the model for this frame size before the first frame arrives."""
-        self.runtime.prepare(network_size(height, width, self.input_size))
+        with self._lock:
+            self.runtime.prepare(network_size(height, width, self.input_size))
 
     def raw(self, net_input: np.ndarray) -> np.ndarray:
         """Network output for one CHW float32 input."""
-        return self.runtime.infer(net_input)
+        with self._lock:
+            return self.runtime.infer(net_input)
 
     def __call__(self, rgb: np.ndarray) -> DepthMap:
         raw = self.raw(to_net_input(rgb, self.input_size))
@@ -81,9 +83,8 @@ def open_estimator(cfg: Config, weights: str | None = None) -> tuple[DepthEstima
             choice.origin,
         )
     m = cfg.model
-    handle = WeightsHandle.of_choice(choice)
-    runtime = ThreadBoundRuntime(
-        lambda: open_runtime(m.backend, m.precision, handle, cfg.cache_dir(), m.threads)
+    runtime = open_runtime(
+        m.backend, m.precision, WeightsHandle.of_choice(choice), cfg.cache_dir(), m.threads
     )
     stamp = UNTRAINED_STAMP if choice.synthetic else None
     return DepthEstimator(runtime, m.input_size), stamp

@@ -170,11 +170,14 @@ def test_a_precision_the_backend_lacks_is_a_clean_error(tmp_path: Path) -> None:
     assert "not available on torch" in assert_clean_error(proc)
 
 
-def test_one_thread_opens_prepares_and_runs_the_model(
+def test_one_thread_opens_prepares_and_runs_the_torch_model(
     handle: WeightsHandle, shared_cache: Path
 ) -> None:
     """Whichever thread calls, the real torch runtime sees only one: the one it was
     opened on (libgomp keeps a worker team per calling thread)."""
+    from stream.runtimes.torchscript import TorchScriptRuntime
+
+    assert isinstance(open_runtime("torch", "fp32", handle, shared_cache), ThreadBoundRuntime)
     seen: list[int] = []
 
     def recorded(call):
@@ -186,7 +189,7 @@ def test_one_thread_opens_prepares_and_runs_the_model(
 
     def open_recorded():
         seen.append(threading.get_ident())
-        runtime = open_runtime("torch", "fp32", handle, shared_cache, 2)
+        runtime = TorchScriptRuntime(handle, shared_cache, "fp32", 2)
         runtime.prepare = recorded(runtime.prepare)
         runtime.infer = recorded(runtime.infer)
         return runtime
@@ -195,8 +198,9 @@ def test_one_thread_opens_prepares_and_runs_the_model(
     bound.prepare((64, 64))
     outputs: list[np.ndarray] = []
     net_input = np.zeros((3, 64, 64), np.float32)
-    callers = [threading.Thread(target=lambda: outputs.append(bound.infer(net_input)))]
-    callers.append(threading.Thread(target=lambda: outputs.append(bound.infer(net_input))))
+    callers = [
+        threading.Thread(target=lambda: outputs.append(bound.infer(net_input))) for _ in range(2)
+    ]
     for caller in callers:
         caller.start()
     outputs.append(bound.infer(net_input))

@@ -55,9 +55,10 @@ def open_runtime(
     """The runtime for ``backend``/``precision`` (validated by the config already)."""
     n = thread_count(threads)
     if backend == "torch":
+        from stream.runtimes.thread_bound import ThreadBoundRuntime
         from stream.runtimes.torchscript import TorchScriptRuntime
 
-        return TorchScriptRuntime(handle, cache_dir, precision, n)
+        return ThreadBoundRuntime(lambda: TorchScriptRuntime(handle, cache_dir, precision, n))
     if backend == "onnxruntime":
         from stream.runtimes.onnx_runtime import OnnxRuntime
 

@@ -1,13 +1,14 @@
 """A runtime opened, prepared and run on one dedicated thread, whichever thread calls it.
 
-torch's OpenMP (libgomp) keeps a team of worker threads for each thread that
-calls into the model.  Once a second thread has called (the main thread
-warming the model up, then the pipeline's inference thread running it),
-libgomp counts more threads than cores, and its workers sleep at every
+For torch: its OpenMP (libgomp) keeps a team of worker threads for each
+thread that calls into the model.  Once a second thread has called (the main
+thread warming the model up, then the pipeline's inference thread running
+it), libgomp counts more threads than cores, and its workers sleep at every
 barrier instead of spinning.  The same 128x256 inference then took 32-35 ms
-instead of 25 ms here.  One thread for every call also serialises the calls,
-since runtimes are not thread-safe.  It also gives torch's thread count,
-which OpenMP keeps per thread, to the thread that runs the model.
+instead of 25 ms here.  Binding also gives torch's thread count, which
+OpenMP keeps per thread, to the thread that runs the model.  The hand-over
+costs two thread wake-ups per call, about 2% of OpenVINO's pipeline fps in a
+hand-run A/B, so only torch is bound.  Calls are serialised by the one thread.
 """
 
 from __future__ import annotations
