@@ -10,7 +10,6 @@ import av
 from aiortc import MediaStreamTrack
 
 from stream.pipeline import Result
-from stream.yuv420 import yuv420p_frame
 from web.hub import FrameHub
 
 CLOCK = 90_000
@@ -34,7 +33,7 @@ class DepthTrack(MediaStreamTrack):
         self._sent = result
         now = time.monotonic()
         self._start = now if self._start is None else self._start
-        frame = yuv420p_frame(result.view)
+        frame = av.VideoFrame.from_ndarray(result.view, format="bgr24")
         self._pts = max(int((now - self._start) * CLOCK), self._pts + 1)
         frame.pts, frame.time_base = self._pts, Fraction(1, CLOCK)
         self.on_frame(result)

@@ -9,7 +9,6 @@ import av
 import numpy as np
 
 from stream.errors import UserError
-from stream.yuv420 import yuv420p_frame
 
 TIME_BASE = Fraction(1, 1000)
 
@@ -47,7 +46,7 @@ class Mp4Recorder:
             self._stream.width, self._stream.height = w, h
             self._stream.pix_fmt = "yuv420p"
             self._stream.codec_context.time_base = TIME_BASE
-        frame = yuv420p_frame(bgr)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr[:h, :w]), format="bgr24")
         seconds = self.frames / self.rate if t is None else t
         frame.pts = self._last_pts = max(round(seconds / TIME_BASE), self._last_pts + 1)
         frame.time_base = TIME_BASE
