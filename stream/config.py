@@ -81,12 +81,14 @@ class PipelineConfig:
 
 @dataclass
 class WebConfig:
-    """The ``serve`` command: where it listens, ICE servers, upload limits."""
+    """The ``serve`` command: where it listens, ICE servers, the video stream, upload limits."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     ice_servers: list[str] = field(default_factory=list)
     ice_loopback: bool = False
+    bitrate: int = 1_500_000
+    keyframe_interval: float = 2.0
     max_upload_mb: float = 20.0
     max_pixels: int = 40_000_000
 
@@ -207,6 +209,11 @@ def _validate(cfg: Config) -> None:
         raise UserError(f"config: web.port must be 1..65535, got {cfg.web.port}")
     if cfg.web.max_upload_mb <= 0 or cfg.web.max_pixels <= 0:
         raise UserError("config: web.max_upload_mb and web.max_pixels must be > 0")
+    if cfg.web.bitrate < 10_000 or cfg.web.keyframe_interval <= 0:
+        raise UserError(
+            "config: web.bitrate must be >= 10000 (bits/s) and web.keyframe_interval > 0 (s), "
+            f"got {cfg.web.bitrate} and {cfg.web.keyframe_interval}"
+        )
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -32,6 +32,8 @@ def test_repository_config_spells_out_every_default() -> None:
         ("[normalize]\nlow_percentile = 99.0\n", "low_percentile"),
         ("[render]\ncolormap = 'rainbow'\n", "render.colormap"),
         ("[render]\nlayout = 'stacked'\n", "render.layout"),
+        ("[web]\nbitrate = 500\n", "web.bitrate"),
+        ("[web]\nkeyframe_interval = 0\n", "web.keyframe_interval"),
         ("model = 3\n", "[model]"),
         ("[model\n", "not valid TOML"),
     ],

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCRtpReceiver
 
 from capture.spec import open_source
 from stream.colormap import Colorizer
@@ -168,6 +169,7 @@ def test_health_and_metrics(estimator) -> None:
             "depthstream_frames_processed_total",
             "depthstream_frames_dropped_total",
             "depthstream_viewers",
+            "depthstream_video_packets_encoded_total",
             "depthstream_reconnects_total",
             "depthstream_inference_seconds",
             "depthstream_frame_age_seconds_bucket",
@@ -244,11 +246,39 @@ def test_offer_and_whep_viewers_receive_frames_and_records(estimator, monkeypatc
         } <= set(a.records[-1])
         stats, queue = state.pipeline.stats, state.pipeline.queue
         assert stats.frames_processed <= queue.put_count - queue.dropped
+        # One encoder for both viewers: at most one packet per processed frame.
+        assert 8 <= state.broadcast.encoded <= stats.frames_processed
         assert len(state.peers.connections) == 2
         assert (await client.delete(location)).status == 200
         assert len(state.peers.connections) == 1
         await a.close()
         await b.close()
         await _until(lambda: not state.peers.connections, 30)
+
+    serve(estimator, body)
+
+
+def test_an_offer_without_vp8_is_refused(estimator, monkeypatch) -> None:
+    """Every viewer shares one VP8 stream, so an H.264-only offer gets a 400, not a 500."""
+    loopback_only(monkeypatch)
+
+    async def body(client, state):
+        viewer = Viewer()
+        viewer.pc.addTransceiver("video", direction="recvonly").setCodecPreferences(
+            [
+                c
+                for c in RTCRtpReceiver.getCapabilities("video").codecs
+                if c.mimeType == "video/H264"
+            ]
+        )
+        await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+        assert "VP8" not in viewer.pc.localDescription.sdp
+        response = await client.post(
+            "/offer", json={"sdp": viewer.pc.localDescription.sdp, "type": "offer"}
+        )
+        assert response.status == 400 and "error" in await response.json()
+        assert not state.peers.connections
+        assert (await client.get("/healthz")).status == 200
+        await viewer.close()
 
     serve(estimator, body)

@@ -60,6 +60,13 @@ async def metrics(request: web.Request) -> web.Response:
         "Connected WebRTC viewers.",
         len(state.peers.connections) if state.peers else 0,
     )
+    _metric(
+        lines,
+        "depthstream_video_packets_encoded_total",
+        "counter",
+        "VP8 packets encoded for viewers (once each, however many watch).",
+        state.broadcast.encoded if state.broadcast else 0,
+    )
     lines += [
         "# HELP depthstream_inference_seconds Model inference time per frame.",
         "# TYPE depthstream_inference_seconds summary",

@@ -1,31 +1,39 @@
-"""Viewer peer connections: one :class:`DepthTrack` and an optional data channel each."""
+"""Viewer peer connections: one :class:`DepthTrack` and an optional data channel each.
+
+Every viewer is answered with VP8 only: the tracks hand out the packets of one
+shared VP8 encoder (:mod:`web.broadcast`), and every browser decodes VP8.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import Callable
-from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 
-from stream.pipeline import Result
-from web.hub import FrameHub
+from web.broadcast import Broadcast
 from web.track import DepthTrack
 
 log = logging.getLogger("depthstream")
+VP8 = [
+    codec
+    for codec in RTCRtpSender.getCapabilities("video").codecs
+    if codec.mimeType in ("video/VP8", "video/rtx")
+]
 
 
 class Peers:
     """Creates answers for offers and forgets peers whose connection closed or failed."""
 
-    def __init__(
-        self, hub: FrameHub, ice_servers: list[str], record: Callable[[Result], dict[str, Any]]
-    ) -> None:
-        self.hub = hub
+    def __init__(self, broadcast: Broadcast, ice_servers: list[str]) -> None:
+        self.broadcast = broadcast
         self.ice_servers = ice_servers
-        self.record = record
         self.connections: dict[str, RTCPeerConnection] = {}
 
     async def answer(self, sdp: str, kind: str) -> tuple[str, RTCSessionDescription]:
@@ -46,14 +54,17 @@ class Peers:
             if pc.connectionState in ("failed", "closed"):
                 await self.close(peer_id)
 
-        def send_record(result: Result) -> None:
+        def send_record(record: str) -> None:
             for channel in channels:
                 if channel.readyState == "open":
-                    channel.send(json.dumps(self.record(result)))
+                    channel.send(record)
 
         try:
+            sender = pc.addTrack(DepthTrack(self.broadcast, send_record))
+            for transceiver in pc.getTransceivers():
+                if transceiver.sender is sender:
+                    transceiver.setCodecPreferences(VP8)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-            pc.addTrack(DepthTrack(self.hub, send_record))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:
             await self.close(peer_id)
@@ -64,6 +75,9 @@ class Peers:
         pc = self.connections.pop(peer_id, None)
         if pc is None:
             return False
+        for sender in pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
         await pc.close()
         return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from aiortc.exceptions import OperationError
 
 from web.state import STATE
 
@@ -14,7 +15,7 @@ async def _answer(request: web.Request, sdp: str, kind: str) -> tuple[str, str, 
         raise web.HTTPBadRequest(reason="expected an SDP offer")
     try:
         peer_id, answer = await request.app[STATE].peers.answer(sdp, kind)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OperationError) as exc:
         raise web.HTTPBadRequest(reason=f"unusable SDP offer: {exc}") from None
     return peer_id, answer.sdp, answer.type
 

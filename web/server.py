@@ -16,6 +16,8 @@ from aiohttp import web
 
 from stream.pipeline import Result
 from web.app import build_app
+from web.broadcast import Broadcast
+from web.encoder import Vp8Encoder
 from web.hub import FrameHub
 from web.loopback import use_loopback_candidates
 from web.peers import Peers
@@ -49,16 +51,22 @@ def create_app(state: ServerState) -> web.Application:
     app = build_app(state)
 
     async def start(_app: web.Application) -> None:
+        web_cfg = state.cfg.web
         state.hub = FrameHub(asyncio.get_running_loop())
-        if state.cfg.web.ice_loopback:
+        state.broadcast = Broadcast(
+            state.hub, Vp8Encoder(web_cfg.bitrate), web_cfg.keyframe_interval, frame_record(state)
+        )
+        if web_cfg.ice_loopback:
             use_loopback_candidates()
-        state.peers = Peers(state.hub, state.cfg.web.ice_servers, frame_record(state))
+        state.peers = Peers(state.broadcast, web_cfg.ice_servers)
         state.pipeline.sinks.append(state.hub.publish)
         state.pipeline.start()
 
     async def stop(_app: web.Application) -> None:
         if state.peers is not None:
             await state.peers.close_all()
+        if state.broadcast is not None:
+            state.broadcast.close()
         await asyncio.get_running_loop().run_in_executor(None, state.pipeline.join)
 
     app.on_startup.append(start)

@@ -14,6 +14,7 @@ from stream.estimator import DepthEstimator
 from stream.pipeline import Pipeline
 from stream.readout import ObstacleMeter
 from stream.render import DepthRenderer
+from web.broadcast import Broadcast
 from web.hub import FrameHub
 from web.peers import Peers
 
@@ -28,6 +29,7 @@ class ServerState:
     config_path: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
     hub: FrameHub | None = None
+    broadcast: Broadcast | None = None
     peers: Peers | None = None
 
 
