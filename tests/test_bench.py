@@ -11,6 +11,8 @@ import pytest
 
 from stream.bench.fidelity import aligned_absrel, compare
 from stream.bench.frames import pick_frames, split, square_inputs
+from stream.bench.model_bench import BenchPath, Worker
+from stream.errors import UserError
 from stream.runtimes.base import FP32
 from tests.conftest import SHARED, assert_clean_error, require, run_synthetic
 
@@ -47,6 +49,22 @@ def test_bad_sizes_are_a_clean_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(900)
+def test_a_worker_holds_one_input_shape(tmp_path: Path) -> None:
+    """So the bench cannot time two shapes in one process, which a run never does."""
+    inputs = {"64x64": np.zeros((1, 3, 64, 64), np.float32)}
+    inputs["64x128"] = np.zeros((1, 3, 64, 128), np.float32)
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    spec = {"weights": "synthetic", "standin": False, "threads": 1}
+    spec |= {"cache_dir": str(tmp_path / "cache"), "inputs": str(tmp_path / "inputs.npz")}
+    worker = Worker(BenchPath("eager", "fp32"), spec)
+    try:
+        assert len(worker.ask(op="time", shape="64x64", count=1)["ms"]) == 1
+        with pytest.raises(UserError, match=r"holds one input shape \(64x64\), asked for 64x128"):
+            worker.ask(op="time", shape="64x128", count=1)
+    finally:
+        worker.close()
+
+
 def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     """Real clips from ../shared when present; every path, the pipeline, serve, the baseline."""
     media = SHARED / "media" / "videos"

@@ -65,9 +65,18 @@ def open_path(spec: dict[str, Any], handle: WeightsHandle) -> Runtime:
 
 
 def serve(runtime: Runtime, inputs: dict[str, np.ndarray]) -> None:
-    """Answer commands until stdin closes."""
+    """Answer commands until stdin closes.
+
+    A worker holds one input shape, as a run does (see
+    :func:`stream.bench.model_bench.time_paths` for what a second shape would
+    cost); a command for another shape ends it with an error.
+    """
+    held = None
     for line in sys.stdin:
         cmd = json.loads(line)
+        held = held or cmd["shape"]
+        if cmd["shape"] != held:
+            sys.exit(f"a bench worker holds one input shape ({held}), asked for {cmd['shape']}")
         batch = inputs[cmd["shape"]]
         reply: dict[str, Any] = {}
         t0 = time.perf_counter()
