@@ -82,6 +82,16 @@ def _screenshot(display: str, window: str, path: Path) -> np.ndarray:
     return image
 
 
+def _gone(display: str, window: str) -> bool:
+    """The window no longer exists (quitting closes it before the process ends)."""
+    probe = subprocess.run(
+        ["xdotool", "getwindowname", window],
+        env={**os.environ, "DISPLAY": display},
+        capture_output=True,
+    )
+    return probe.returncode != 0
+
+
 def _heat_pixels(image: np.ndarray) -> float:
     """Share of pixels that are warm and saturated (inferno's orange/red/purple), not grey."""
     b, _, r = (image[..., i].astype(int) for i in range(3))
@@ -124,7 +134,7 @@ def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
         _press(
             xvfb, window, "s", lambda: snaps_dir.is_dir() and len(list(snaps_dir.iterdir())) == 2
         )
-        _press(xvfb, window, "q", lambda: proc.poll() is not None)
+        _press(xvfb, window, "q", lambda: _gone(xvfb, window))
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
