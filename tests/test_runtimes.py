@@ -14,6 +14,7 @@ import pytest
 
 from stream.config import ModelConfig, config_from_dict
 from stream.errors import UserError
+from stream.model.export import onnx_path
 from stream.model.handle import WeightsHandle
 from stream.runtimes.base import import_for
 from stream.runtimes.registry import PRECISIONS, TOLERANCES, bf16_supported, open_runtime, uses_bf16
@@ -73,6 +74,27 @@ def test_onnx_and_int8_files_are_cached_per_weights_and_shape(
     stamps = [p.stat().st_mtime_ns for p in sorted((tmp_path / "onnx").iterdir())]
     open_runtime("onnxruntime", "int8", handle, tmp_path, threads=2).prepare((64, 96))
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "onnx").iterdir())] == stamps
+
+
+def test_int8_decoder_quantizes_only_the_decoders_inner_convolutions(
+    handle: WeightsHandle, shared_cache: Path
+) -> None:
+    """The encoder, the decoder's four entry convolutions, its 1x1 out_convs and the
+    head's full-resolution 3x3 stay float; the convolutions of the seven residual
+    units and the head's other two are int8 (their weights come through a
+    DequantizeLinear)."""
+    import onnx
+
+    open_runtime("onnxruntime", "int8-decoder", handle, shared_cache, threads=2).prepare((64, 96))
+    model = onnx.load(str(onnx_path(shared_cache, handle.key, (64, 96), "int8-decoder")))
+    made_by = {out: node.op_type for node in model.graph.node for out in node.output}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    quantized = {c.name for c in convs if made_by.get(c.input[1]) == "DequantizeLinear"}
+    units = [(4, 2)] + [(n, u) for n in (1, 2, 3) for u in (1, 2)]
+    inner = [f"/refinenet{n}/resConfUnit{u}/conv{i}/Conv" for n, u in units for i in (1, 2)]
+    head = [f"/output_conv/output_conv.{i}/Conv" for i in (0, 4)]
+    assert quantized == set(inner + head)
+    assert len(convs) == 97  # all of the network's convolutions, the other 81 in float
 
 
 def test_warm_onnx_paths_never_import_torch(tmp_path: Path) -> None:

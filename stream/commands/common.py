@@ -33,8 +33,8 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--precision",
         choices=sorted({p for ps in PRECISIONS.values() for p in ps}),
-        help="fp32 (default, exact); bf16, int8 or bf16-decoder (encoder fp32, decoder bf16) "
-        "where the backend offers them",
+        help="fp32 (default, exact); bf16, int8, bf16-decoder or int8-decoder (encoder fp32, "
+        "decoder in bf16 or int8) where the backend offers them",
     )
     common.add_argument(
         "--input-size", type=int, metavar="PX", help="network input's longer side (default 256)"
