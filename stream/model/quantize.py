@@ -7,16 +7,16 @@ Weights are quantized per output channel, activations per tensor (uint8).
 
 ``int8`` quantizes every convolution.  ``int8-decoder`` quantizes only the
 convolutions inside the decoder (its residual units' 3x3s and the head's
-first and last), which carry most of its arithmetic.  A per-layer sweep on the synthetic and
-stand-in weights (hand-run) found the error concentrated at the decoder's
-borders: the four entry convolutions read the encoder's feature maps, whose
-channels span ranges one per-tensor scale cannot hold (quantizing the first
-alone took Pearson r to 0.84-0.86); each fusion block's 1x1 ``out_conv``
-hands its level to the next; and the head's full-resolution convolution
-writes the output with only a 1x1 after it (alone it cost the most of the
-inner ones on the stand-in).  Those stay in float, as does the encoder.
-With that last one quantized as well, OpenVINO was 1 ms faster at 256x256
-but the stand-in fell to r 0.988.
+first and last), about 70% of its arithmetic.  A per-layer sweep on the
+synthetic and stand-in weights (hand-run) found the error concentrated at
+the decoder's borders: the four entry convolutions read the encoder's
+feature maps, whose channels span ranges one per-tensor scale cannot hold
+(quantizing the first alone took Pearson r to 0.84-0.86); each fusion
+block's 1x1 ``out_conv`` hands its level to the next; and the head's
+full-resolution convolution writes the output with only a 1x1 after it
+(alone it cost the most of the inner ones on the stand-in).  Those stay in
+float, as does the encoder.  With that last one quantized as well, OpenVINO
+was 1 ms faster at 256x256 but the stand-in fell to r 0.988.
 """
 
 from __future__ import annotations
