@@ -14,6 +14,7 @@ from stream.bench.frames import pick_frames, split, square_inputs
 from stream.bench.model_bench import BenchPath, Worker
 from stream.errors import UserError
 from stream.runtimes.base import FP32
+from stream.stats import cpu_seconds
 from tests.conftest import SHARED, assert_clean_error, require, run_synthetic
 
 SAMPLE = Path(__file__).resolve().parents[1] / "capture" / "data" / "sample.mp4"
@@ -41,6 +42,15 @@ def test_measured_and_fitting_frames_are_disjoint() -> None:
     assert len(measure) == len(fit) == 3
     assert not any(np.array_equal(a, b) for a in measure for b in fit)
     assert square_inputs(measure, 64).shape == (3, 3, 64, 64)
+
+
+def test_cpu_time_resolves_a_few_milliseconds() -> None:
+    """A fast path's short frames must not read as no CPU: the bench divides by them.
+    Ten-millisecond clock ticks (``os.times``) read this as 0 or 10 ms, never between."""
+    start = cpu_seconds()
+    while cpu_seconds() - start < 0.002:
+        pass
+    assert 0.002 <= cpu_seconds() - start < 0.005
 
 
 def test_bad_sizes_are_a_clean_error(tmp_path: Path) -> None:
