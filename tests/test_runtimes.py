@@ -14,9 +14,9 @@ import pytest
 
 from stream.config import ModelConfig, config_from_dict
 from stream.errors import UserError
-from stream.model.export import onnx_path
+from stream.model.export import INPUT_NAME, fp32_model, onnx_path
 from stream.model.handle import WeightsHandle
-from stream.runtimes.base import import_for
+from stream.runtimes.base import FP32, import_for
 from stream.runtimes.registry import PRECISIONS, TOLERANCES, bf16_supported, open_runtime, uses_bf16
 from stream.runtimes.thread_bound import ThreadBoundRuntime
 from tests.conftest import DATA, assert_clean_error, run_synthetic
@@ -69,8 +69,11 @@ def test_onnx_and_int8_files_are_cached_per_weights_and_shape(
     runtime = open_runtime("onnxruntime", "int8", handle, tmp_path, threads=2)
     runtime.prepare((64, 96))
     names = sorted(p.name for p in (tmp_path / "onnx").iterdir())
-    assert len(names) == 2 and all("64x96" in n for n in names)
-    assert {n.rsplit("-", 1)[1] for n in names} == {"fp32.onnx", "int8.onnx"}
+    assert len(names) == 2 and all("64x96-g" in n for n in names)
+    assert {n.split("-g", 1)[1].split("-", 1)[1] for n in names} == {
+        "fp32-rewritten.onnx",
+        "int8.onnx",
+    }
     stamps = [p.stat().st_mtime_ns for p in sorted((tmp_path / "onnx").iterdir())]
     open_runtime("onnxruntime", "int8", handle, tmp_path, threads=2).prepare((64, 96))
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "onnx").iterdir())] == stamps
@@ -80,9 +83,9 @@ def test_int8_decoder_quantizes_only_the_decoders_inner_convolutions(
     handle: WeightsHandle, shared_cache: Path
 ) -> None:
     """The encoder, the decoder's four entry convolutions, its 1x1 out_convs and the
-    head's full-resolution 3x3 stay float; the convolutions of the seven residual
-    units and the head's other two are int8 (their weights come through a
-    DequantizeLinear)."""
+    head's full-resolution 3x3 and last 1x1 stay float; the convolutions of the
+    seven residual units and the head's first are int8 (their weights come through
+    a DequantizeLinear)."""
     import onnx
 
     open_runtime("onnxruntime", "int8-decoder", handle, shared_cache, threads=2).prepare((64, 96))
@@ -92,9 +95,30 @@ def test_int8_decoder_quantizes_only_the_decoders_inner_convolutions(
     quantized = {c.name for c in convs if made_by.get(c.input[1]) == "DequantizeLinear"}
     units = [(4, 2)] + [(n, u) for n in (1, 2, 3) for u in (1, 2)]
     inner = [f"/refinenet{n}/resConfUnit{u}/conv{i}/Conv" for n, u in units for i in (1, 2)]
-    head = [f"/output_conv/output_conv.{i}/Conv" for i in (0, 4)]
-    assert quantized == set(inner + head)
-    assert len(convs) == 97  # all of the network's convolutions, the other 81 in float
+    assert quantized == {*inner, "/output_conv/output_conv.0/Conv"}
+    assert len(convs) == 97  # all of the network's convolutions, the other 82 in float
+
+
+def test_the_rewritten_onnx_graph_computes_the_same_depth(
+    handle: WeightsHandle, shared_cache: Path
+) -> None:
+    """bf16-decoder and the int8 precisions start from the graph whose fusion blocks
+    convolve before upsampling: in fp32 it matches the reference cases as closely
+    as the official graph must."""
+    import onnx
+    import onnxruntime
+
+    for case in CASES:
+        net_input, want = np.load(case / "net_input.npy"), np.load(case / "raw_output.npy")
+        path = fp32_model(handle, net_input.shape[1:], shared_cache, rewritten=True)
+        model = onnx.load(str(path))
+        made_by = {out: node.name for node in model.graph.node for out in node.output}
+        for n in range(1, 5):
+            resize = next(node for node in model.graph.node if node.name == f"/refinenet{n}/Resize")
+            assert made_by[resize.input[0]] == f"/refinenet{n}/out_conv/Conv"
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {INPUT_NAME: net_input[None]})[0][0]
+        assert np.abs(got - want).max() / np.ptp(want) <= FP32.max_rel_err
 
 
 def test_warm_onnx_paths_never_import_torch(tmp_path: Path) -> None:
