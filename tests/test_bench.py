@@ -104,7 +104,11 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     assert paths["eager fp32"]["fidelity"]["64x64"]["max_rel_err"] == 0.0
     assert paths["torch fp32"]["fidelity"]["64x64"]["max_rel_err"] <= FP32.max_rel_err
     assert paths["onnxruntime int8"]["fidelity"]["64x64"]["pearson_min"] < 0.9999
-    assert set(report["standin_fidelity"]) == set(paths)
+    standin = report["standin_fidelity"]
+    assert set(standin) == set(paths)
+    assert all(set(by_shape) == {"64x64", clip_key} for by_shape in standin.values())
+    assert standin["eager fp32"][clip_key]["max_rel_err"] == 0.0
+    assert standin["onnxruntime int8"][clip_key]["pearson_min"] < 0.9999
     runs = report["pipeline"]["torch fp32"]
     assert set(runs) == {"offline_cold", "offline", "live", "serve_1", "serve_3"}
     assert runs["offline"]["frames_processed"] == 6 and runs["offline"]["frames_dropped"] == 0
@@ -126,4 +130,8 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     assert ratios["live_age_p50_over_inference_ms"] == pytest.approx(
         live["frame_age_ms"]["p50"] / live["inference_ms"]["p50"], abs=0.006
     )
-    assert "| torch fp32 |" in (tmp_path / "bench.md").read_text()
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| torch fp32 |" in markdown
+    r = paths["onnxruntime int8"]["fidelity"][clip_key]["pearson_min"]
+    s = standin["onnxruntime int8"][clip_key]["pearson_min"]
+    assert f"| {r:.4f} / {s:.4f} |" in markdown  # the per-size r table, last column

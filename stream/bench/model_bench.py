@@ -201,13 +201,19 @@ def time_paths(
 
 
 def standin_fidelity(
-    paths: list[BenchPath], key: str, spec: dict[str, Any], scratch: Path
-) -> dict[str, Fidelity]:
-    """Fidelity of each path on the stand-in weights (batch norm re-estimated), at one shape."""
-    workers = _start([REFERENCE, *[p for p in paths if p != REFERENCE]], {**spec, "standin": True})
-    try:
-        outs = _outputs(workers, key, scratch)
-    finally:
-        for w in workers:
-            w.close()
-    return {path.label: compare(got, outs[REFERENCE]) for path, got in outs.items()}
+    paths: list[BenchPath], keys: list[str], spec: dict[str, Any], scratch: Path
+) -> dict[str, dict[str, Fidelity]]:
+    """Fidelity of each path on the stand-in weights (batch norm re-estimated), per shape
+    (label -> shape -> fidelity); fresh workers for each shape, as in :func:`time_paths`."""
+    everything = [REFERENCE, *[p for p in paths if p != REFERENCE]]
+    fidelity: dict[str, dict[str, Fidelity]] = {}
+    for key in keys:
+        workers = _start(everything, {**spec, "standin": True})
+        try:
+            outs = _outputs(workers, key, scratch)
+        finally:
+            for w in workers:
+                w.close()
+        for path, got in outs.items():
+            fidelity.setdefault(path.label, {})[key] = compare(got, outs[REFERENCE])
+    return fidelity

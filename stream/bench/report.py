@@ -69,7 +69,7 @@ def fidelity_table(results: list[dict[str, Any]], key: str, standin: dict[str, A
     rows = []
     for r in results:
         f = r["fidelity"][key]
-        s = standin.get(r["path"])
+        s = standin.get(r["path"], {}).get(key)
         rows.append(
             [
                 r["path"],
@@ -82,6 +82,21 @@ def fidelity_table(results: list[dict[str, Any]], key: str, standin: dict[str, A
             ]
         )
     return _table(header, rows)
+
+
+def pearson_table(results: list[dict[str, Any]], keys: list[str], standin: dict[str, Any]) -> str:
+    """The fidelity bar's measure at every size: a path can pass at one size and not another."""
+    rows = []
+    for r in results:
+        cells = []
+        for k in keys:
+            s = standin.get(r["path"], {}).get(k)
+            cells.append(
+                f"{r['fidelity'][k]['pearson_min']:.4f} / "
+                + (f"{s['pearson_min']:.4f}" if s else "-")
+            )
+        rows.append([r["path"], *cells])
+    return _table(["path", *keys], rows)
 
 
 def pipeline_table(runs: dict[str, dict[str, Any]], naive: dict[str, Any] | None) -> str:

@@ -23,7 +23,14 @@ import numpy as np
 from stream.bench.frames import clips, pick_frames, split, square_inputs
 from stream.bench.model_bench import REFERENCE, BenchPath, shape_key, standin_fidelity, time_paths
 from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs
-from stream.bench.report import fidelity_table, machine, model_table, pipeline_table, stage_table
+from stream.bench.report import (
+    fidelity_table,
+    machine,
+    model_table,
+    pearson_table,
+    pipeline_table,
+    stage_table,
+)
 from stream.bench.stages import cpu_bound_fps, stage_costs
 from stream.commands.common import config, write_output
 from stream.errors import UserError
@@ -175,8 +182,11 @@ def run(args: argparse.Namespace) -> int:
         standin = {}
         if not args.no_standin:
             progress("fidelity on the stand-in weights")
-            fids = standin_fidelity(paths, main_key, spec, scratch)
-            standin = {label: f.to_dict() for label, f in fids.items()}
+            fids = standin_fidelity(paths, [shape_key(s) for s in shapes], spec, scratch)
+            standin = {
+                label: {k: f.to_dict() for k, f in by_shape.items()}
+                for label, by_shape in fids.items()
+            }
 
     def launch(path: BenchPath) -> Launch:
         return Launch(
@@ -234,6 +244,10 @@ def _render(report: dict[str, Any], keys: list[str], main_key: str) -> str:
         "norm re-estimated on real frames:",
         "",
         fidelity_table(report["model"], main_key, report["standin_fidelity"]),
+        "",
+        "Pearson r (min) against fp32 eager at every input size, timed weights / stand-in:",
+        "",
+        pearson_table(report["model"], keys, report["standin_fidelity"]),
     ]
     for label, runs in report["pipeline"].items():
         parts += [
