@@ -114,6 +114,11 @@ class PathResult:
         }
 
 
+def _with_reference(paths: list[BenchPath]) -> list[BenchPath]:
+    """``paths`` led by the fp32 eager reference every fidelity figure compares against."""
+    return [REFERENCE, *[p for p in paths if p != REFERENCE]]
+
+
 def _start(paths: list[BenchPath], spec: dict[str, Any]) -> list[Worker]:
     workers: list[Worker] = []
     try:
@@ -172,7 +177,7 @@ def time_paths(
     the timed workers start warm, as every start after the first does, and
     their peak memory is the steady one.
     """
-    everything = [REFERENCE, *[p for p in paths if p != REFERENCE]]
+    everything = _with_reference(paths)
     results = {p: PathResult(p) for p in everything}
     for shape in shapes:
         key = shape_key(shape)
@@ -205,7 +210,7 @@ def standin_fidelity(
 ) -> dict[str, dict[str, Fidelity]]:
     """Fidelity of each path on the stand-in weights (batch norm re-estimated), per shape
     (label -> shape -> fidelity); fresh workers for each shape, as in :func:`time_paths`."""
-    everything = [REFERENCE, *[p for p in paths if p != REFERENCE]]
+    everything = _with_reference(paths)
     fidelity: dict[str, dict[str, Fidelity]] = {}
     for key in keys:
         workers = _start(everything, {**spec, "standin": True})
