@@ -1,17 +1,31 @@
-"""The official MiDaS small input transform, reproduced exactly.
+"""The official MiDaS small input transform, in float32.
 
-RGB /255 (float64) -> bicubic resize keeping the aspect ratio so the longer side
-fits the target, both sides multiples of 32 ("upper bound") -> ImageNet
-mean/std -> CHW float32.  Rounding follows numpy's ``round`` as MiDaS does.
+The official transform is RGB /255 (float64) -> bicubic resize keeping the
+aspect ratio so the longer side fits the target, both sides multiples of 32
+("upper bound") -> ImageNet mean/std -> CHW float32, with sizes rounded as
+numpy's ``round`` rounds.  Here the same steps run in another order: the
+resize runs on the uint8 image converted to float32, and /255 and mean/std
+become one multiply-add per channel on the small image.  A bicubic resize is
+linear with weights that sum to one, so this is the same map; float32
+rounding puts it within 2e-6 of the official float64 result (tested on the
+reference cases).  It matters on the live path: at 960x540 the float64
+version took 2.5 ms a frame on the inference thread, this one 0.9 ms
+(hand-run).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
+# (x / 255 - mean) / std as x * SCALE + SHIFT, per channel.
+SCALE = (1.0 / (255.0 * STD)).astype(np.float32)
+SHIFT = (-MEAN / STD).astype(np.float32)
 
 
 def _multiple_of(x: float, multiple: int, max_val: int) -> int:
@@ -30,10 +44,30 @@ def network_size(height: int, width: int, target: int = 256, multiple: int = 32)
     )
 
 
+@contextmanager
+def _without_ipp() -> Iterator[None]:
+    """OpenCV's own float32 resize in the calling thread, not Intel IPP's.
+
+    IPP's float32 cubic rounds its coefficients differently: up to 4.7e-5 off
+    the official input on one reference case, which the random reference
+    weights amplified to 2.7e-4 of the output range, past the fp32 tolerance.
+    The switch is per thread in OpenCV, and is put back.
+    """
+    previous = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(False)
+    try:
+        yield
+    finally:
+        cv2.ipp.setUseIPP(previous)
+
+
 def to_net_input(rgb: np.ndarray, target: int = 256) -> np.ndarray:
     """``rgb``: HxWx3 uint8.  Returns the float32 CHW network input."""
     h, w = network_size(rgb.shape[0], rgb.shape[1], target)
-    image = rgb / 255.0
-    image = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
-    image = (image - MEAN) / STD
-    return np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32)
+    with _without_ipp():
+        small = cv2.resize(rgb.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    out = np.empty((3, h, w), np.float32)
+    for c in range(3):
+        np.multiply(small[:, :, c], SCALE[c], out=out[c])
+        out[c] += SHIFT[c]
+    return out

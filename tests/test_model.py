@@ -23,6 +23,9 @@ from tests.conftest import DATA
 
 LOCAL_CASES = sorted(p for p in (DATA / "cases").iterdir() if p.is_dir())
 SHARED_CASES = ("astronaut", "chelsea", "coffee", "rocket", "camera")
+# The transform resizes in float32 where the official one resizes in float64
+# (stream/transform.py): up to 1.2e-6 on these cases from rounding alone.
+NET_INPUT_ATOL = 2e-6
 
 
 def _image(case: Path) -> Path:
@@ -36,7 +39,8 @@ def _rel_err(got: np.ndarray, want: np.ndarray) -> float:
 def check_case(case: Path, estimator: DepthEstimator) -> None:
     rgb = read_image(_image(case))
     net_input = to_net_input(rgb)
-    np.testing.assert_array_equal(net_input, np.load(case / "net_input.npy"))
+    want = np.load(case / "net_input.npy")
+    np.testing.assert_allclose(net_input, want, rtol=0, atol=NET_INPUT_ATOL)
     result = estimator(rgb)
     raw, resized = np.load(case / "raw_output.npy"), np.load(case / "output_resized.npy")
     assert result.raw.shape == raw.shape and result.depth.shape == resized.shape
