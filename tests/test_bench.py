@@ -132,6 +132,12 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     )
     markdown = (tmp_path / "bench.md").read_text()
     assert "| torch fp32 |" in markdown
+    ratio_row = (
+        f"| torch fp32 | {ratios['offline_fps_over_model_fps']} | "
+        f"{ratios['offline_fps_over_cpu_bound']} ({ratios['cpu_bound_fps']}) | "
+        f"{ratios['live_age_p50_over_model_ms']} | {ratios['live_age_p50_over_inference_ms']} |"
+    )
+    assert ratio_row in markdown
     r = paths["onnxruntime int8"]["fidelity"][clip_key]["pearson_min"]
     s = standin["onnxruntime int8"][clip_key]["pearson_min"]
     assert f"| {r:.4f} / {s:.4f} |" in markdown  # the per-size r table, last column

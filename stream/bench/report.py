@@ -145,6 +145,37 @@ def pipeline_table(runs: dict[str, dict[str, Any]], naive: dict[str, Any] | None
     return _table(header, rows)
 
 
+def ratio_table(ratios: dict[str, dict[str, Any]]) -> str:
+    """The pipeline against the model alone and against the CPU bound, one row per path:
+    the figures the issue's overhead aims are stated in."""
+    header = [
+        "path",
+        "offline fps / model-only fps",
+        "offline fps / CPU bound (bound fps)",
+        "live age p50 / model-only p50",
+        "live age p50 / inference p50",
+        "live fps / naive fps",
+        "naive age p50 / live age p50",
+    ]
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    rows = [
+        [
+            label,
+            r["offline_fps_over_model_fps"],
+            f"{cell(r['offline_fps_over_cpu_bound'])} ({cell(r['cpu_bound_fps'])})",
+            r["live_age_p50_over_model_ms"],
+            r["live_age_p50_over_inference_ms"],
+            cell(r.get("live_fps_over_naive_fps")),
+            cell(r.get("naive_age_p50_over_live_age_p50")),
+        ]
+        for label, r in ratios.items()
+    ]
+    return _table(header, rows)
+
+
 def stage_table(stages: dict[str, dict[str, float]]) -> str:
     rows = [[name, c["cpu_ms"], c["wall_ms"]] for name, c in stages.items()]
     return _table(["stage", "CPU ms", "wall ms"], rows)

@@ -29,6 +29,7 @@ from stream.bench.report import (
     model_table,
     pearson_table,
     pipeline_table,
+    ratio_table,
     stage_table,
 )
 from stream.bench.stages import cpu_bound_fps, stage_costs
@@ -260,7 +261,13 @@ def _render(report: dict[str, Any], keys: list[str], main_key: str) -> str:
     if report["stages"]:
         parts += ["", "CPU per frame around the model:", "", stage_table(report["stages"])]
     if report["ratios"]:
-        parts += ["", "Ratios: " + json.dumps(report["ratios"])]
+        parts += [
+            "",
+            "The pipeline against the same path's model-only time (clip shape) and against "
+            "the CPU bound of the model plus the stages above:",
+            "",
+            ratio_table(report["ratios"]),
+        ]
     if report["skipped"]:
         parts += ["", "Skipped: " + "; ".join(report["skipped"])]
     return "\n".join(parts)
