@@ -83,9 +83,8 @@ def test_int8_decoder_quantizes_only_the_decoders_inner_convolutions(
     handle: WeightsHandle, shared_cache: Path
 ) -> None:
     """The encoder, the decoder's four entry convolutions, its 1x1 out_convs and the
-    head's full-resolution 3x3 and last 1x1 stay float; the convolutions of the
-    seven residual units and the head's first are int8 (their weights come through
-    a DequantizeLinear)."""
+    head's last 1x1 stay float; the convolutions of the seven residual units and the
+    head's two 3x3s are int8 (their weights come through a DequantizeLinear)."""
     import onnx
 
     open_runtime("onnxruntime", "int8-decoder", handle, shared_cache, threads=2).prepare((64, 96))
@@ -95,8 +94,49 @@ def test_int8_decoder_quantizes_only_the_decoders_inner_convolutions(
     quantized = {c.name for c in convs if made_by.get(c.input[1]) == "DequantizeLinear"}
     units = [(4, 2)] + [(n, u) for n in (1, 2, 3) for u in (1, 2)]
     inner = [f"/refinenet{n}/resConfUnit{u}/conv{i}/Conv" for n, u in units for i in (1, 2)]
-    assert quantized == {*inner, "/output_conv/output_conv.0/Conv"}
-    assert len(convs) == 97  # all of the network's convolutions, the other 82 in float
+    assert quantized == {
+        *inner,
+        "/output_conv/output_conv.0/Conv",
+        "/output_conv/output_conv.2/Conv",
+    }
+    assert len(convs) == 97  # all of the network's convolutions, the other 81 in float
+
+
+def test_int8_activation_ranges_are_the_mean_of_each_frames_range(
+    handle: WeightsHandle, shared_cache: Path
+) -> None:
+    """Calibration averages the frames' ranges rather than taking the widest, so one
+    unusual frame does not coarsen every frame's int8 steps.  Checked on the first
+    quantized activation, whose inputs are all float (so the QDQ model computes it
+    exactly as fp32 does): a ReLU output, so its range starts at 0 and its scale is
+    the mean of the frames' maxima over 255."""
+    import onnx
+    import onnxruntime
+    from onnx import numpy_helper
+
+    from stream.model.quantize import calibration_inputs
+
+    open_runtime("onnxruntime", "int8-decoder", handle, shared_cache, threads=2).prepare((64, 96))
+    model = onnx.load(str(onnx_path(shared_cache, handle.key, (64, 96), "int8-decoder")))
+    made_by = {out: node for node in model.graph.node for out in node.output}
+    conv = next(n for n in model.graph.node if n.name == "/refinenet4/resConfUnit2/conv1/Conv")
+    quant = made_by[made_by[conv.input[0]].input[0]]
+    assert quant.op_type == "QuantizeLinear" and made_by[quant.input[0]].op_type == "Relu"
+    scale = next(
+        numpy_helper.to_array(i) for i in model.graph.initializer if i.name == quant.input[1]
+    )
+    model.graph.output.append(
+        onnx.helper.make_tensor_value_info(quant.input[0], onnx.TensorProto.FLOAT, None)
+    )
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    peaks = [
+        float(session.run([quant.input[0]], {INPUT_NAME: x[None]})[0].max())
+        for x in calibration_inputs((64, 96))
+    ]
+    assert float(scale) * 255 == pytest.approx(np.mean(peaks), rel=1e-4)
+    assert max(peaks) > 1.05 * np.mean(peaks)  # the widest frame's range would differ
 
 
 def test_the_rewritten_onnx_graph_computes_the_same_depth(

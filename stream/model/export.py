@@ -32,7 +32,7 @@ OPSET = 17
 INPUT_NAME = "image"
 # In every file name; raised whenever a file's graph changes, so files written by
 # an older version are built again, not reused.
-GRAPH_VERSION = 2
+GRAPH_VERSION = 3
 
 
 def onnx_path(cache_dir: Path, key: str, shape: tuple[int, int], kind: str) -> Path:
