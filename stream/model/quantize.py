@@ -26,8 +26,9 @@ The head's last 1x1 (32 channels to 1) stays float too: quantized, it saved
 less than OpenVINO spent converting its bf16 input to uint8 at full
 resolution, and it cost 0.0004 of r on the stand-in.  The head's
 full-resolution 3x3 is int8 since the averaged ranges: with global ranges
-it took the stand-in to 0.988; now OpenVINO runs a 256x256 frame 1.3 ms
-(5%) faster with it (hand-run, interleaved).
+it took the stand-in to 0.988; now OpenVINO runs a 256x256 frame 1.1-1.3 ms
+(about 5%) faster with it (three hand-run interleaved A/Bs; 0.2 ms in a
+fourth, on a slow spell of the machine).
 
 Both quantize the rewritten graph (:func:`stream.model.export.fp32_model`),
 whose 1x1 ``out_conv`` runs before its upsampling; node names are the same.
