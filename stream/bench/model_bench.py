@@ -205,6 +205,28 @@ def time_paths(
     return list(results.values())
 
 
+def time_alone(
+    path: BenchPath, key: str, spec: dict[str, Any], rounds: int, per_round: int
+) -> list[float]:
+    """Model-only latencies (ms) of ``path`` at ``key``, from a fresh worker, now.
+
+    The pipeline bench takes these right before and after its live run: its
+    age-over-model ratio then divides two figures from the same minute, where
+    the model-only phase may be half an hour and a speed spell of the machine
+    away (whole-run figures have moved 20-25% between phases here).
+    """
+    worker = Worker(path, spec)
+    try:
+        worker.ask(op="prepare", shape=key)
+        worker.ask(op="time", shape=key, count=2)
+        ms: list[float] = []
+        for _ in range(rounds):
+            ms.extend(worker.ask(op="time", shape=key, count=per_round)["ms"])
+        return ms
+    finally:
+        worker.close()
+
+
 def standin_fidelity(
     paths: list[BenchPath], keys: list[str], spec: dict[str, Any], scratch: Path
 ) -> dict[str, dict[str, Fidelity]]:

@@ -17,9 +17,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from stream.errors import UserError
 
@@ -144,10 +147,23 @@ def run_serve(
     return result
 
 
+def _p50(ms: list[float]) -> float:
+    return round(float(np.median(ms)), 2)
+
+
 def pipeline_runs(
-    clip: Path, launch: Launch, seconds: float, offline_frames: int, progress: Any
+    clip: Path,
+    launch: Launch,
+    seconds: float,
+    offline_frames: int,
+    progress: Any,
+    model_alone: Callable[[], list[float]],
 ) -> dict[str, Any]:
-    """Offline cold and warm, live, serve with 1 and 3 viewers, in that order."""
+    """Offline cold and warm, live, serve with 1 and 3 viewers, in that order.
+
+    ``model_alone`` times the same model without the pipeline; it runs just
+    before and just after the live run, whose record keeps both medians.
+    """
     with tempfile.TemporaryDirectory(prefix="depthstream-bench-") as tmp:
         work = Path(tmp)
         cache = work / "cache"
@@ -156,8 +172,17 @@ def pipeline_runs(
         out["offline_cold"] = run_file(clip, "offline", launch, cache, work, offline_frames)
         progress("pipeline: offline, warm cache")
         out["offline"] = run_file(clip, "offline", launch, cache, work, offline_frames)
+        progress("pipeline: model alone, before the live run")
+        before = model_alone()
         progress("pipeline: live")
         out["live"] = run_file(clip, "live", launch, cache, work, seconds)
+        progress("pipeline: model alone, after the live run")
+        after = model_alone()
+        out["live"]["model_alone_ms"] = {
+            "before_p50": _p50(before),
+            "after_p50": _p50(after),
+            "p50": _p50(before + after),
+        }
         for n in (1, 3):
             progress(f"pipeline: serve with {n} viewer(s)")
             out[f"serve_{n}"] = run_serve(clip, n, launch, cache, work, seconds)

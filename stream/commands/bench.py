@@ -15,13 +15,21 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stream.bench.frames import clips, pick_frames, split, square_inputs
-from stream.bench.model_bench import REFERENCE, BenchPath, shape_key, standin_fidelity, time_paths
+from stream.bench.model_bench import (
+    REFERENCE,
+    BenchPath,
+    shape_key,
+    standin_fidelity,
+    time_alone,
+    time_paths,
+)
 from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs
 from stream.bench.report import (
     fidelity_table,
@@ -125,6 +133,11 @@ def _ratios(
             "live_age_p50_over_model_ms": round(
                 runs["live"]["frame_age_ms"]["p50"] / alone["p50_ms"], 2
             ),
+            # The same age over the model timed alone just before and after the live
+            # run (see time_alone): the model-only phase above ran much earlier.
+            "live_age_p50_over_adjacent_model_ms": round(
+                runs["live"]["frame_age_ms"]["p50"] / runs["live"]["model_alone_ms"]["p50"], 2
+            ),
             # The same age over the inference step as the pipeline times it (network
             # input, model, depth resize), slowed by the threads that share the cores.
             "live_age_p50_over_inference_ms": round(
@@ -189,16 +202,20 @@ def run(args: argparse.Namespace) -> int:
                 for label, by_shape in fids.items()
             }
 
-    def launch(path: BenchPath) -> Launch:
-        return Launch(
-            weights, path.backend, path.precision, cfg.model.threads, cfg.model.input_size
-        )
+        def launch(path: BenchPath) -> Launch:
+            return Launch(
+                weights, path.backend, path.precision, cfg.model.threads, cfg.model.input_size
+            )
 
-    pipeline: dict[str, Any] = {}
-    for p in pipeline_paths:
-        pipeline[p.label] = pipeline_runs(
-            clip, launch(p), args.seconds, args.offline_frames, progress
-        )
+        def alone(path: BenchPath) -> Callable[[], list[float]]:
+            key = shape_key(clip_shape)
+            return lambda: time_alone(path, key, spec, args.rounds, args.per_round)
+
+        pipeline: dict[str, Any] = {}
+        for p in pipeline_paths:
+            pipeline[p.label] = pipeline_runs(
+                clip, launch(p), args.seconds, args.offline_frames, progress, alone(p)
+            )
     naive = stages = None
     if pipeline_paths:
         progress("naive single-thread loop")
