@@ -178,11 +178,7 @@ def pipeline_runs(
         out["live"] = run_file(clip, "live", launch, cache, work, seconds)
         progress("pipeline: model alone, after the live run")
         after = model_alone()
-        out["live"]["model_alone_ms"] = {
-            "before_p50": _p50(before),
-            "after_p50": _p50(after),
-            "p50": _p50(before + after),
-        }
+        out["live"]["model_alone_ms"] = {"before_p50": _p50(before), "after_p50": _p50(after)}
         for n in (1, 3):
             progress(f"pipeline: serve with {n} viewer(s)")
             out[f"serve_{n}"] = run_serve(clip, n, launch, cache, work, seconds)
