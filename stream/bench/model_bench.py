@@ -207,8 +207,8 @@ def time_paths(
 
 def time_alone(
     path: BenchPath, key: str, spec: dict[str, Any], rounds: int, per_round: int
-) -> list[float]:
-    """Model-only latencies (ms) of ``path`` at ``key``, from a fresh worker, now.
+) -> float:
+    """Model-only latency p50 (ms) of ``path`` at ``key``, from a fresh worker, now.
 
     The pipeline bench takes these right before and after its live run: its
     age-over-model ratio then divides two figures from the same minute, where
@@ -222,7 +222,7 @@ def time_alone(
         ms: list[float] = []
         for _ in range(rounds):
             ms.extend(worker.ask(op="time", shape=key, count=per_round)["ms"])
-        return ms
+        return round(float(np.median(ms)), 2)
     finally:
         worker.close()
 

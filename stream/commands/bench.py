@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
                 weights, path.backend, path.precision, cfg.model.threads, cfg.model.input_size
             )
 
-        def alone(path: BenchPath) -> Callable[[], list[float]]:
+        def alone(path: BenchPath) -> Callable[[], float]:
             key = shape_key(clip_shape)
             return lambda: time_alone(path, key, spec, args.rounds, args.per_round)
 
