@@ -159,6 +159,12 @@ def _first_use(
             w.close()
 
 
+def _warm(worker: Worker, key: str) -> None:
+    """Prepare ``key`` and run two untimed frames, so timing starts at steady speed."""
+    worker.ask(op="prepare", shape=key)
+    worker.ask(op="time", shape=key, count=2)
+
+
 def time_paths(
     paths: list[BenchPath],
     shapes: list[tuple[int, int]],
@@ -185,8 +191,7 @@ def time_paths(
         workers = _start(everything, spec)
         try:
             for w in workers:
-                w.ask(op="prepare", shape=key)
-                w.ask(op="time", shape=key, count=2)
+                _warm(w, key)
             for r in range(rounds):
                 progress(f"timing {key}, round {r + 1}/{rounds}")
                 for w in workers[r % len(workers) :] + workers[: r % len(workers)]:
@@ -217,8 +222,7 @@ def time_alone(
     """
     worker = Worker(path, spec)
     try:
-        worker.ask(op="prepare", shape=key)
-        worker.ask(op="time", shape=key, count=2)
+        _warm(worker, key)
         ms: list[float] = []
         for _ in range(rounds):
             ms.extend(worker.ask(op="time", shape=key, count=per_round)["ms"])
