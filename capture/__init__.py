@@ -1,1 +1,5 @@
-"""Frame sources: files, the bundled sample clip, still images (cameras and RTSP come next)."""
+"""Frame sources: video files, network cameras (RTSP, HTTP), USB webcams and still images.
+
+Nothing here knows what consumes the frames: ``stream`` and ``web`` build on
+this package, never the reverse.
+"""

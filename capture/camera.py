@@ -11,24 +11,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import cv2
 
-from capture.frame import Frame
-from capture.status import ENDED, SourceStatus
-from stream.errors import UserError
+from capture.errors import SourceError
+from capture.options import CameraOptions
+from capture.source import ENDED, Frame, SourceStatus
 
 log = logging.getLogger("depthstream")
-
-
-@dataclass
-class CameraOptions:
-    width: int = 0
-    height: int = 0
-    fps: float = 0.0
-    mjpg: bool = False
-    max_failed_reads: int = 30
 
 
 class CameraSource:
@@ -51,7 +41,7 @@ class CameraSource:
         self._cap = cv2.VideoCapture(device, backend)
         if not self._cap.isOpened():
             self._cap.release()
-            raise UserError(f"camera {device}: cannot open (no such device, or it is busy)")
+            raise SourceError(f"camera {device}: cannot open (no such device, or it is busy)")
         o = self.options
         if o.mjpg:
             self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
@@ -86,12 +76,12 @@ class CameraSource:
                     break
                 continue
             # Failed reads the camera recovered from were frames skipped mid-stream.
-            self.status.corrupt += failures
+            self.status.count_corrupt(failures)
             failures = 0
             pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or None
             yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), seq, pts, time.monotonic())
             seq += 1
-        self.status.state = ENDED
+        self.status.set_state(ENDED)
 
     def stop(self) -> None:
         self._stopped.set()

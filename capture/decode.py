@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from capture.status import SourceStatus
+from capture.source import SourceStatus
 
 log = logging.getLogger("depthstream")
 
@@ -28,7 +28,7 @@ def decode_rgb(
         try:
             frames = packet.decode()
         except av.error.InvalidDataError as exc:
-            status.corrupt += 1
+            status.count_corrupt()
             log.debug("skipped an undecodable packet: %s", exc)
             continue
         for frame in frames:

@@ -3,7 +3,7 @@
 Offline mode hands over every frame as fast as the consumer takes them (for
 recording a file).  Live mode paces frames at the file's own rate, so a file
 stands in for a camera, and can loop.  A file that cannot be opened at all is a
-:class:`UserError`; packets that fail to decode are skipped and counted.
+:class:`SourceError`; packets that fail to decode are skipped and counted.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from pathlib import Path
 import av
 
 from capture.decode import decode_rgb
-from capture.frame import Frame
-from capture.status import ENDED, SourceStatus
-from stream.errors import UserError
+from capture.errors import SourceError
+from capture.source import ENDED, Frame, SourceStatus
 
 
 class FileSource:
@@ -31,14 +30,16 @@ class FileSource:
         self.status = SourceStatus()
         self._closed = threading.Event()
         if not self.path.is_file():
-            raise UserError(f"{self.path}: no such file")
+            raise SourceError(f"{self.path}: no such file")
         try:
             self._container = av.open(str(self.path))
         except av.error.FFmpegError as exc:
-            raise UserError(f"{self.path}: not a readable video ({exc.strerror or exc})") from None
+            raise SourceError(
+                f"{self.path}: not a readable video ({exc.strerror or exc})"
+            ) from None
         if not self._container.streams.video:
             self._container.close()
-            raise UserError(f"{self.path}: has no video stream")
+            raise SourceError(f"{self.path}: has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
 
@@ -78,7 +79,7 @@ class FileSource:
                 break
             offset += last_pts + 1.0 / self.fps
             self._container.seek(0)
-        self.status.state = ENDED
+        self.status.set_state(ENDED)
 
     def stop(self) -> None:
         """Wake a paced wait and end iteration (safe from any thread)."""

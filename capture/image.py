@@ -11,30 +11,30 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.errors import UserError
+from capture.errors import SourceError
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Return HxWx3 uint8 RGB, or raise :class:`UserError` saying why the file is unusable."""
+    """Return HxWx3 uint8 RGB, or raise :class:`SourceError` saying why the file is unusable."""
     path = Path(path)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise SourceError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, not an image") from None
+        raise SourceError(f"{path}: is a directory, not an image") from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return decode_image(data.tobytes(), str(path))
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode image bytes to HxWx3 uint8 RGB, or raise :class:`UserError`."""
+    """Decode image bytes to HxWx3 uint8 RGB, or raise :class:`SourceError`."""
     if not data:
-        raise UserError(f"{name}: empty file")
+        raise SourceError(f"{name}: empty file")
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise UserError(f"{name}: not a readable image (unknown format, damaged or truncated)")
+        raise SourceError(f"{name}: not a readable image (unknown format, damaged or truncated)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -1,7 +1,7 @@
 """RTSP and HTTP (MJPEG, HLS) cameras through PyAV, tuned for low delay.
 
 TCP transport by default, no input buffering, bounded open/read timeouts.  A
-URL that never answers is a :class:`UserError` at start; a stream that drops
+URL that never answers is a :class:`SourceError` at start; a stream that drops
 or stalls after it started is reopened with exponential backoff while the
 status says "reconnecting", because a lost network camera must not end the run.
 """
@@ -12,28 +12,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import av
 
 from capture.decode import decode_rgb
-from capture.frame import Frame
-from capture.status import ENDED, RECONNECTING, RUNNING, SourceStatus
-from stream.errors import UserError
+from capture.errors import SourceError
+from capture.options import NetworkOptions
+from capture.source import ENDED, RECONNECTING, RUNNING, Frame, SourceStatus
 
 log = logging.getLogger("depthstream")
 
 SCHEMES = ("rtsp", "rtsps", "http", "https")
-
-
-@dataclass
-class NetworkOptions:
-    transport: str = "tcp"
-    open_timeout: float = 5.0
-    read_timeout: float = 5.0
-    reconnect_initial: float = 0.5
-    reconnect_max: float = 10.0
-    reconnect_attempts: int = 0
 
 
 def redact(url: str) -> str:
@@ -49,6 +38,7 @@ class NetworkSource:
     """Frames from a network camera; reconnects on loss."""
 
     live = True
+    frame_count = None
 
     def __init__(self, url: str, options: NetworkOptions | None = None) -> None:
         self.url = url
@@ -58,7 +48,9 @@ class NetworkSource:
         try:
             self._container = self._open()
         except av.error.FFmpegError as exc:
-            raise UserError(f"{redact(url)}: cannot open stream ({exc.strerror or exc})") from None
+            raise SourceError(
+                f"{redact(url)}: cannot open stream ({exc.strerror or exc})"
+            ) from None
 
     def _open(self) -> av.container.InputContainer:
         av_options = {"fflags": "nobuffer", "flags": "low_delay"}
@@ -71,7 +63,7 @@ class NetworkSource:
         )
         if not container.streams.video:
             container.close()
-            raise UserError(f"{redact(self.url)}: has no video stream")
+            raise SourceError(f"{redact(self.url)}: has no video stream")
         return container
 
     @property
@@ -84,8 +76,6 @@ class NetworkSource:
         ctx = self._container.streams.video[0].codec_context
         return ctx.height, ctx.width
 
-    frame_count = None
-
     def __iter__(self) -> Iterator[Frame]:
         seq = 0
         while not self._stopped.is_set():
@@ -93,7 +83,7 @@ class NetworkSource:
                 for rgb, pts in decode_rgb(self._container, self.status):
                     yield Frame(rgb, seq, pts, time.monotonic())
                     seq += 1
-                    self.status.state = RUNNING
+                    self.status.set_state(RUNNING)
                     if self._stopped.is_set():
                         break
                 reason = "stream ended"
@@ -101,11 +91,11 @@ class NetworkSource:
                 reason = str(exc)
             if self._stopped.is_set() or not self._reconnect(reason):
                 break
-        self.status.state = ENDED
+        self.status.set_state(ENDED)
 
     def _reconnect(self, reason: str) -> bool:
         """Reopen with backoff; False when stopped or out of attempts."""
-        self.status.state = RECONNECTING
+        self.status.set_state(RECONNECTING)
         log.warning("%s lost (%s); reconnecting", redact(self.url), reason)
         self._container.close()
         delay, attempt = self.options.reconnect_initial, 0
@@ -113,14 +103,14 @@ class NetworkSource:
             attempt += 1
             try:
                 self._container = self._open()
-            except (av.error.FFmpegError, UserError, OSError) as exc:
+            except (av.error.FFmpegError, SourceError, OSError) as exc:
                 log.info("reconnect attempt %d failed: %s", attempt, exc)
                 if self.options.reconnect_attempts and attempt >= self.options.reconnect_attempts:
                     log.error("%s: giving up after %d attempts", redact(self.url), attempt)
                     return False
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue
-            self.status.reconnects += 1
+            self.status.count_reconnect()
             log.info("%s reconnected", redact(self.url))
             return True
         return False

@@ -1,4 +1,4 @@
-"""One source spec string -> the right source.
+"""One source spec string -> the right :class:`Source`.
 
 ``sample``, a camera index or ``/dev/videoN``, an ``rtsp://``/``rtsps://``/
 ``http(s)://`` URL, or a video file path.
@@ -7,35 +7,38 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from capture.camera import CameraSource
+from capture.errors import SourceError
 from capture.file import FileSource
 from capture.network import SCHEMES, NetworkSource
+from capture.options import CameraOptions, NetworkOptions
 from capture.sample import SAMPLE_NAME, SAMPLE_PATH
-from stream.errors import UserError
-
-if TYPE_CHECKING:
-    from stream.config import Config
-
-Source = FileSource | NetworkSource | CameraSource
+from capture.source import Source
 
 _DEVICE = re.compile(r"^(?:\d+|/dev/video\d+)$")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def open_source(spec: str, cfg: Config, live_file: bool = True, loop: bool = False) -> Source:
+def open_source(
+    spec: str,
+    camera: CameraOptions | None = None,
+    network: NetworkOptions | None = None,
+    *,
+    live_file: bool = True,
+    loop: bool = False,
+) -> Source:
     """Open ``spec``.  ``live_file`` paces files at their frame rate; ``loop`` repeats them."""
     if spec == SAMPLE_NAME:
         return FileSource(SAMPLE_PATH, live=live_file, loop=loop)
     if _DEVICE.match(spec):
-        return CameraSource(int(spec) if spec.isdigit() else spec, cfg.camera)
+        return CameraSource(int(spec) if spec.isdigit() else spec, camera)
     url = _URL.match(spec)
     if url:
         if url.group(1).lower() not in SCHEMES:
-            raise UserError(
+            raise SourceError(
                 f"unsupported source scheme {url.group(1)}:// "
                 f"(use {', '.join(s + '://' for s in SCHEMES)}, a camera index, a file or 'sample')"
             )
-        return NetworkSource(spec, cfg.network)
+        return NetworkSource(spec, network)
     return FileSource(spec, live=live_file, loop=loop)

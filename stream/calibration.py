@@ -4,17 +4,26 @@ MiDaS predicts inverse depth up to an unknown scale and shift, so the fit is
 linear in inverse-depth space: 1/metres = s * d + t.  With more than three
 points it rejects outliers (residual beyond 3 robust standard deviations) and
 refits; it refuses degenerate input rather than return a meaningless line.
+The ``calibrate`` command and the page's calibration both go through
+:func:`calibrate` and :func:`save`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from stream.affine import fit_scale_shift
+from stream.config import CalibrationConfig, write_section
 from stream.errors import UserError
 
 MIN_SPREAD = 1e-3
+Point = tuple[float, float, float]  # x, y (pixels of the frame), metres
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,11 @@ class Fit:
             return np.where(denom > 0, 1.0 / np.maximum(denom, 1e-12), np.inf)
 
 
-def _lstsq(d: np.ndarray, inv: np.ndarray) -> tuple[float, float]:
-    a = np.stack([d, np.ones_like(d)], axis=1)
-    (s, t), *_ = np.linalg.lstsq(a, inv, rcond=None)
-    return float(s), float(t)
+def stored_fit(section: CalibrationConfig) -> Fit | None:
+    """The conversion saved in ``[calibration]``, or None while uncalibrated (scale 0)."""
+    if section.scale <= 0:
+        return None
+    return Fit(section.scale, section.shift, section.rms_error_m, len(section.points), 0)
 
 
 def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
@@ -63,14 +73,14 @@ def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
             "pick points that look nearer and farther"
         )
     keep = np.ones(d.size, bool)
-    s, t = _lstsq(d, inv)
+    s, t = fit_scale_shift(d, inv)
     if d.size > 3:
         residual = inv - (s * d + t)
         sigma = 1.4826 * np.median(np.abs(residual - np.median(residual)))
         if sigma > 0:
             keep = np.abs(residual) <= 3 * sigma
             if keep.sum() >= 2 and np.ptp(inv[keep]) > 0:
-                s, t = _lstsq(d[keep], inv[keep])
+                s, t = fit_scale_shift(d[keep], inv[keep])
             else:
                 keep[:] = True
     if s <= 0:
@@ -84,7 +94,7 @@ def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
 
 
 def sample_points(
-    depth: np.ndarray, points: list[tuple[float, float]], radius: int = 0
+    depth: np.ndarray, points: Sequence[tuple[float, float]], radius: int = 0
 ) -> np.ndarray:
     """Median of ``depth`` in a (2r+1)^2 window at each (x, y); refuses points outside it."""
     h, w = depth.shape
@@ -98,44 +108,83 @@ def sample_points(
     return np.array(values)
 
 
+def calibrate(depth_maps: Sequence[np.ndarray], points: Sequence[Point], radius: int) -> Fit:
+    """Fit on each point's median value over ``depth_maps`` (frame-size depth, one or more)."""
+    if not depth_maps:
+        raise UserError("calibration needs at least one depth map")
+    xy = [(x, y) for x, y, _ in points]
+    values = np.median([sample_points(depth, xy, radius) for depth in depth_maps], axis=0)
+    return fit(values, np.array([m for _, _, m in points]))
+
+
+def save(
+    path: Path, section: CalibrationConfig, points: Sequence[Point], radius: int, result: Fit
+) -> CalibrationConfig:
+    """Write ``result`` with its points into ``[calibration]`` of ``path``, the rest of the file
+    as it was; returns the new section.  A file that cannot be written is a UserError."""
+    new = dataclasses.replace(
+        section,
+        points=[list(p) for p in points],
+        radius=radius,
+        scale=result.scale,
+        shift=result.shift,
+        rms_error_m=round(result.rms_error_m, 4),
+    )
+    try:
+        write_section(path, "calibration", new)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return new
+
+
 class Calibrator:
     """Holds the current s, t; optionally refits every frame on fixed reference points,
-    smoothing s and t with an EMA so distances do not jump."""
+    smoothing s and t with an EMA so distances do not jump.  Safe from any thread: the
+    output thread updates it while the page may replace the calibration."""
 
     def __init__(
         self,
         current: Fit | None,
-        points: list[tuple[float, float, float]],
+        points: Sequence[Point],
         radius: int = 2,
         refit: bool = False,
         ema: float = 0.2,
     ) -> None:
-        self.current = current
-        self.points = points
+        self._current = current
+        self._points = list(points)
         self.radius = radius
-        self.refit = refit and len(points) >= 2
+        self._refit = refit
         self.ema = ema
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Fit | None:
+        return self._current
+
+    def use(self, result: Fit, points: Sequence[Point]) -> None:
+        """Replace the calibration (and the reference points a refit uses)."""
+        with self._lock:
+            self._current = result
+            self._points = list(points)
 
     def update(self, depth: np.ndarray) -> Fit | None:
         """Fold in this frame when refitting; a frame where the fit fails keeps the last one."""
-        if not self.refit:
-            return self.current
-        try:
-            new = fit(
-                sample_points(depth, [(x, y) for x, y, _ in self.points], self.radius),
-                np.array([m for _, _, m in self.points]),
-            )
-        except UserError:
-            return self.current
-        if self.current is None:
-            self.current = new
-        else:
-            a = self.ema
-            self.current = Fit(
-                (1 - a) * self.current.scale + a * new.scale,
-                (1 - a) * self.current.shift + a * new.shift,
-                new.rms_error_m,
-                new.used,
-                new.rejected,
-            )
-        return self.current
+        with self._lock:
+            if not self._refit or len(self._points) < 2:
+                return self._current
+            try:
+                new = calibrate([depth], self._points, self.radius)
+            except UserError:
+                return self._current
+            if self._current is None:
+                self._current = new
+            else:
+                a = self.ema
+                self._current = Fit(
+                    (1 - a) * self._current.scale + a * new.scale,
+                    (1 - a) * self._current.shift + a * new.shift,
+                    new.rms_error_m,
+                    new.used,
+                    new.rejected,
+                )
+            return self._current

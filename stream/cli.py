@@ -1,4 +1,8 @@
-"""The ``depthstream`` command: parses arguments and hands over to ``stream.commands``."""
+"""The ``depthstream`` command: parses arguments and hands over to ``stream.commands``.
+
+Any user-facing error (a bad flag, config, source or weights file) ends as one
+``depthstream: error: ...`` line and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 import sys
 from typing import NoReturn
 
+from capture.errors import SourceError
 from stream.commands import bench, calibrate, evaluate, image, run, serve
 from stream.commands.common import common_options
 from stream.errors import UserError
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.run(args)
-    except UserError as exc:
+    except (UserError, SourceError) as exc:
         print(f"depthstream: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,6 +1,8 @@
 """Typed configuration: dataclass defaults, overridden by ``config.toml``, then by flags.
 
-Every default lives here once; the repository's ``config.toml`` spells the
+A leaf: the settings, the names they may take and their validation, with
+nothing of the rest of stream imported, so every layer can read its own
+section.  Every default lives here once; the repository's ``config.toml`` spells the
 same values out for users to edit (a test keeps the two in step).  Loading is
 strict: an unknown section or key, or a value of the wrong type, is an error
 that names the key, because a silently ignored typo is worse than a refusal.
@@ -15,13 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from capture.camera import CameraOptions
-from capture.network import NetworkOptions
-from stream.calibration import Fit
-from stream.colormap import COLORMAPS
+from capture.options import CameraOptions, NetworkOptions
 from stream.errors import UserError
-from stream.obstacles import ObstacleOptions
-from stream.runtimes.registry import PRECISIONS
 
 OFFICIAL_WEIGHTS_URL = (
     "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"
@@ -29,7 +26,16 @@ OFFICIAL_WEIGHTS_URL = (
 # SHA-256 of the official file (85,761,505 bytes); its first 8 hex digits are the
 # "70d6b9c8" that torch hub's older name for the same file carries.
 OFFICIAL_WEIGHTS_SHA256 = "70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca"
-LAYOUTS = ("depth", "side-by-side")
+COLORMAPS = ("inferno", "turbo", "magma", "viridis", "plasma", "jet", "gray")
+DEPTH_ONLY = "depth"
+SIDE_BY_SIDE = "side-by-side"
+LAYOUTS = (DEPTH_ONLY, SIDE_BY_SIDE)
+# Which backend runs which precision (what each is, in docs/runtimes.md).
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("fp32", "bf16", "bf16-decoder"),
+    "onnxruntime": ("fp32", "int8", "int8-decoder"),
+    "openvino": ("fp32", "bf16", "bf16-decoder", "int8", "int8-decoder"),
+}
 
 
 @dataclass
@@ -44,6 +50,13 @@ class ModelConfig:
     backend: str = "torch"
     precision: str = "fp32"
     input_size: int = 256
+
+    def cache_root(self) -> Path:
+        """Where downloaded weights and built model files live (XDG cache by default)."""
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(base) / "depthstream"
 
 
 @dataclass
@@ -60,7 +73,7 @@ class RenderConfig:
     """How a depth map becomes a picture."""
 
     colormap: str = "inferno"
-    layout: str = "depth"
+    layout: str = DEPTH_ONLY
 
 
 @dataclass
@@ -105,15 +118,23 @@ class CalibrationConfig:
     refit: bool = False
     refit_ema: float = 0.2
 
-    def fit(self) -> Fit | None:
-        """The stored conversion, or None while uncalibrated (scale 0)."""
-        if self.scale <= 0:
-            return None
-        return Fit(self.scale, self.shift, self.rms_error_m, len(self.points), 0)
+
+@dataclass
+class ObstacleConfig:
+    """Vertical sectors of the frame (or of a band of it) and when a sector warns."""
+
+    sectors: int = 5
+    band_top: float = 0.0
+    band_bottom: float = 1.0
+    percentile: float = 95.0
+    warn_metres: float = 1.0
+    warn_relative: float = 0.8
 
 
 @dataclass
 class Config:
+    """Every section of ``config.toml``."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -123,14 +144,7 @@ class Config:
     network: NetworkOptions = field(default_factory=NetworkOptions)
     web: WebConfig = field(default_factory=WebConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-    obstacles: ObstacleOptions = field(default_factory=ObstacleOptions)
-
-    def cache_dir(self) -> Path:
-        """Where downloaded weights and traced models live (XDG cache by default)."""
-        if self.model.cache_dir:
-            return Path(self.model.cache_dir).expanduser()
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        return Path(base) / "depthstream"
+    obstacles: ObstacleConfig = field(default_factory=ObstacleConfig)
 
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Image in, inverse relative depth out: transform, runtime, resize back.
+"""Image in, relative inverse depth out: network input, runtime, resize back.
 
 The estimator is runtime-agnostic and imports no torch itself, so the ONNX
 Runtime and OpenVINO paths run without it once their model files are cached.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.config import Config
+from stream.config import ModelConfig
 from stream.model.handle import WeightsHandle
 from stream.model.locate import choose_weights
 from stream.runtimes.base import Runtime
@@ -24,7 +24,7 @@ log = logging.getLogger("depthstream")
 UNTRAINED_STAMP = "UNTRAINED WEIGHTS"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DepthMap:
     """The network's answer for one image.
 
@@ -39,13 +39,16 @@ class DepthMap:
 class DepthEstimator:
     """Runs MiDaS small on RGB images through one runtime.
 
-    One lock serialises inference: the pipeline and REST calls share the
-    runtime, and two inferences at once would only fight over the same cores.
+    ``stamp`` is what every picture made from its output must carry (set for
+    untrained weights, so no picture can hide them).  One lock serialises
+    inference: the pipeline and REST calls share the runtime, and two
+    inferences at once would only fight over the same cores.
     """
 
-    def __init__(self, runtime: Runtime, input_size: int = 256) -> None:
+    def __init__(self, runtime: Runtime, input_size: int = 256, stamp: str | None = None) -> None:
         self.runtime = runtime
         self.input_size = input_size
+        self.stamp = stamp
         self._lock = threading.Lock()
 
     def warm_up(self, height: int, width: int) -> None:
@@ -73,18 +76,20 @@ def resize_depth(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
 
 
-def open_estimator(cfg: Config, weights: str | None = None) -> tuple[DepthEstimator, str | None]:
-    """Resolve the weights and open the configured runtime; also return the stamp every
-    rendered image must carry (set for untrained weights, so no picture can hide it)."""
-    choice = choose_weights(weights, cfg)
+def open_estimator(model: ModelConfig, weights: str | None = None) -> DepthEstimator:
+    """Resolve the weights and open the configured runtime; untrained weights are warned
+    about here and stamped on every picture made from them."""
+    choice = choose_weights(weights, model)
     if choice.synthetic:
         log.warning(
             "WARNING: using UNTRAINED synthetic weights (from %s); the depth is meaningless",
             choice.origin,
         )
-    m = cfg.model
     runtime = open_runtime(
-        m.backend, m.precision, WeightsHandle.of_choice(choice), cfg.cache_dir(), m.threads
+        model.backend,
+        model.precision,
+        WeightsHandle.of_choice(choice),
+        model.cache_root(),
+        model.threads,
     )
-    stamp = UNTRAINED_STAMP if choice.synthetic else None
-    return DepthEstimator(runtime, m.input_size), stamp
+    return DepthEstimator(runtime, model.input_size, UNTRAINED_STAMP if choice.synthetic else None)

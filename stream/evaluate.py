@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from stream.affine import fit_scale_shift
 from stream.errors import UserError
 
 
@@ -69,15 +70,6 @@ def read_depth(pair: RgbdPair) -> np.ndarray:
     return raw.astype(np.float32) / pair.depth_scale
 
 
-def align(prediction: np.ndarray, depth_m: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
-    """s, t minimising ||s * prediction + t - 1/depth||^2 over valid pixels."""
-    p = prediction[valid].astype(np.float64)
-    target = 1.0 / depth_m[valid].astype(np.float64)
-    a = np.stack([p, np.ones_like(p)], axis=1)
-    (s, t), *_ = np.linalg.lstsq(a, target, rcond=None)
-    return float(s), float(t)
-
-
 def score(prediction: np.ndarray, depth_m: np.ndarray) -> dict[str, float]:
     """AbsRel and delta1 of an inverse-relative ``prediction`` against ``depth_m``."""
     if prediction.shape != depth_m.shape:
@@ -85,7 +77,7 @@ def score(prediction: np.ndarray, depth_m: np.ndarray) -> dict[str, float]:
     valid = (depth_m > 0) & np.isfinite(depth_m)
     if valid.sum() < 10:
         raise UserError("fewer than 10 pixels have a depth measurement")
-    s, t = align(prediction, depth_m, valid)
+    s, t = fit_scale_shift(prediction[valid], 1.0 / depth_m[valid].astype(np.float64))
     disparity = s * prediction[valid].astype(np.float64) + t
     disparity = np.maximum(disparity, 1.0 / float(depth_m[valid].max()))
     predicted = 1.0 / disparity

@@ -8,12 +8,16 @@ range, 1 = the near end) and, with a calibration, in metres.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from stream.calibration import Fit
+from capture.source import Frame
+from stream.calibration import Calibrator, Fit, Point, stored_fit
+from stream.config import CalibrationConfig, ObstacleConfig
+from stream.estimator import DepthMap
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,17 @@ class Sector:
 
 @dataclass(frozen=True)
 class ObstacleReading:
-    """One frame's readout: a sector per column band, nearest obstacle in each."""
+    """One frame's readout: a sector per column band, nearest obstacle in each, and the
+    calibration that gave the metres (None while uncalibrated)."""
 
     frame: int
     capture_time: float
-    calibrated: bool
     sectors: list[Sector]
+    calibration: Fit | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration is not None
 
     @property
     def nearest(self) -> Sector:
@@ -50,19 +59,9 @@ class ObstacleReading:
         }
 
 
-@dataclass
-class ObstacleOptions:
-    sectors: int = 5
-    band_top: float = 0.0
-    band_bottom: float = 1.0
-    percentile: float = 95.0
-    warn_metres: float = 1.0
-    warn_relative: float = 0.8
-
-
 def read_sectors(
     depth: np.ndarray,
-    options: ObstacleOptions,
+    options: ObstacleConfig,
     calibration: Fit | None,
     frame: int = 0,
     capture_time: float = 0.0,
@@ -84,4 +83,33 @@ def read_sectors(
             else (nearness > options.warn_relative)
         )
         sectors.append(Sector(i, edges[i] / w, edges[i + 1] / w, near, nearness, metres, warning))
-    return ObstacleReading(frame, capture_time, calibration is not None, sectors)
+    return ObstacleReading(frame, capture_time, sectors, calibration)
+
+
+class ObstacleMeter:
+    """The pipeline's readout: each depth map to an :class:`ObstacleReading`, through the
+    calibration (refitted per frame when configured)."""
+
+    def __init__(self, options: ObstacleConfig, calibrator: Calibrator) -> None:
+        self.options = options
+        self._calibrator = calibrator
+
+    @classmethod
+    def from_config(
+        cls, obstacles: ObstacleConfig, calibration: CalibrationConfig
+    ) -> ObstacleMeter:
+        c = calibration
+        points = [(p[0], p[1], p[2]) for p in c.points]
+        return cls(obstacles, Calibrator(stored_fit(c), points, c.radius, c.refit, c.refit_ema))
+
+    @property
+    def calibration(self) -> Fit | None:
+        return self._calibrator.current
+
+    def calibrate(self, result: Fit, points: Sequence[Point]) -> None:
+        """Use a new calibration from the next frame on (safe from any thread)."""
+        self._calibrator.use(result, points)
+
+    def read(self, frame: Frame, depth: DepthMap) -> ObstacleReading:
+        fit = self._calibrator.update(depth.depth)
+        return read_sectors(depth.raw, self.options, fit, frame.seq, frame.wall_time)

@@ -1,12 +1,13 @@
-"""Wires a source, the estimator, the renderer and the sinks together.
+"""Runs a source through the model to its outputs, on three threads.
 
 capture thread -> :class:`FrameQueue` -> inference thread -> :class:`FrameQueue`
--> output thread (render, readout, sinks).  Each thread keeps one job, so
-decoding, inference and rendering/encoding overlap on the cores instead of
-taking turns: the model never waits for a frame to be coloured or recorded.
-Both queues are bounded: live sources drop the oldest item (a slow stage makes
-frames drop rather than grow old); offline sources wait, and every frame is
-processed.  Nothing here knows what kind of source or sink it drives.
+-> output thread (render, readout, overlay, sinks).  Each thread keeps one
+job, so decoding, inference and rendering/encoding overlap on the cores
+instead of taking turns: the model never waits for a frame to be coloured or
+recorded.  Both queues are bounded: live sources drop the oldest item (a slow
+stage makes frames drop rather than grow old); offline sources wait, and
+every frame is processed.  Nothing here knows what kind of source or sink it
+drives: sources meet :class:`capture.source.Source`, outputs :class:`Sink`.
 """
 
 from __future__ import annotations
@@ -14,26 +15,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from capture.frame import Frame
-from capture.spec import Source
+from capture.source import Frame, Source
+from stream.config import SIDE_BY_SIDE
 from stream.estimator import DepthEstimator, DepthMap
 from stream.frame_queue import FrameQueue
 from stream.obstacles import ObstacleReading
-from stream.overlay import draw_figures, draw_sectors
-from stream.render import DepthRenderer
-from stream.stats import RunStats
+from stream.render.overlay import draw_figures, draw_sectors
+from stream.render.renderer import DepthRenderer
+from stream.stats import RunStats, format_line
 
 log = logging.getLogger("depthstream")
+MAX_CONSECUTIVE_FAILURES = 10
 
 
-@dataclass
+@dataclass(frozen=True)
 class Inferred:
     """A frame with its depth, on its way from the inference to the output thread."""
 
@@ -46,44 +49,64 @@ class Inferred:
         return self.frame.seq
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
-    """One processed frame as every output sees it."""
+    """One processed frame as every output sees it.
+
+    ``view``: the rendered BGR image (the output's own copy).  ``far``,
+    ``near``: the colour range it was rendered with, in relative inverse depth.
+    """
 
     frame: Frame
     depth: DepthMap
     view: np.ndarray
     inference_ms: float
     age_ms: float
+    far: float
+    near: float
     obstacles: ObstacleReading | None = None
 
 
-Sink = Callable[[Result], None]
-Readout = Callable[[Frame, DepthMap], ObstacleReading]
-MAX_CONSECUTIVE_FAILURES = 10
+@runtime_checkable
+class Sink(Protocol):
+    """Where results go: a recording, a window, a progress bar, viewers, a robot's loop.
+
+    :meth:`write` runs on the pipeline's output thread for every result and
+    must not block for long; :meth:`close` runs once, when the pipeline is
+    joined, from whichever thread joins it.
+    """
+
+    def write(self, result: Result) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Readout(Protocol):
+    """Something measured on every frame's depth (the obstacle meter)."""
+
+    def read(self, frame: Frame, depth: DepthMap) -> ObstacleReading: ...
 
 
 def leave_cores_to_the_model() -> None:
-    """Make OpenCV run single-threaded in this process.
-
-    The model's runtime already keeps every core busy; OpenCV's worker pool would
-    only preempt it for small image operations.  Rendering a 960x540 frame took
-    3.3 instead of 4.4 CPU-ms this way, in one hand-run comparison of
-    :func:`stream.bench.stages.stage_costs`; the pipeline's fps did not change
-    beyond noise.
-    """
+    """Make OpenCV run single-threaded in this process: the model's runtime already keeps
+    every core busy, and OpenCV's worker pool would only preempt it for small image
+    operations."""
     cv2.setNumThreads(1)
 
 
-class Pipeline:
-    """Runs capture, inference and output threads until the source ends or :meth:`stop`."""
+class Pipeline(AbstractContextManager):
+    """Runs capture, inference and output threads until the source ends or :meth:`stop`.
+
+    Used as a context manager, leaving the block joins it: threads stopped,
+    source closed, every sink closed.
+    """
 
     def __init__(
         self,
         source: Source,
         estimator: DepthEstimator,
         renderer: DepthRenderer,
-        sinks: list[Sink],
+        sinks: Iterable[Sink] = (),
         *,
         queue_size: int = 1,
         max_frames: int | None = None,
@@ -94,25 +117,35 @@ class Pipeline:
         self.source = source
         self.estimator = estimator
         self.renderer = renderer
-        self.sinks = sinks
+        self.readout = readout
         self.max_frames = max_frames
         self.overlay = overlay
-        self.readout = readout
         self.log_interval = log_interval
         self.queue: FrameQueue[Frame] = FrameQueue(queue_size, drop_oldest=source.live)
         self.inferred: FrameQueue[Inferred] = FrameQueue(1, drop_oldest=source.live)
         self.stats = RunStats()
-        self.latest: Result | None = None
         self.done = threading.Event()
+        self._sinks: list[Sink] = []
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._closed = False
+        self._started = False
         self._last_log = time.monotonic()
         self._threads = [
             threading.Thread(target=self._guard(self._capture), name="capture", daemon=True),
             threading.Thread(target=self._guard(self._infer), name="inference", daemon=True),
             threading.Thread(target=self._guard(self._output), name="output", daemon=True),
         ]
+        for sink in sinks:
+            self.add_sink(sink)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Send every result to ``sink`` too; only before :meth:`start`."""
+        if self._started:
+            raise RuntimeError("sinks are added before the pipeline starts")
+        if not isinstance(sink, Sink):
+            raise TypeError(f"{type(sink).__name__} is not a Sink (write and close)")
+        self._sinks.append(sink)
 
     def _guard(self, body: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -166,33 +199,36 @@ class Pipeline:
                 failures = 0
             except Exception as exc:
                 failures += 1
-                self.source.status.corrupt += 1
+                self.stats.record_failure()
                 log.warning("frame %d skipped: %s", item.seq, exc)
                 if failures >= MAX_CONSECUTIVE_FAILURES:
                     raise
 
     def _deliver(self, item: Inferred) -> None:
         frame, depth, inference_ms = item.frame, item.depth, item.inference_ms
+        rendered = self.renderer.render(frame.rgb, depth)
         # A copy: outputs in other threads keep it while the renderer reuses its buffer.
-        view = self.renderer.render(frame.rgb, depth).copy()
-        obstacles = self.readout(frame, depth) if self.readout is not None else None
+        view = rendered.image.copy()
+        obstacles = self.readout.read(frame, depth) if self.readout is not None else None
         age_ms = (time.monotonic() - frame.captured_at) * 1000.0
         if self.overlay:
             if obstacles is not None:
-                draw_sectors(view, obstacles, self.renderer.layout == "side-by-side")
+                draw_sectors(view, obstacles, rendered.layout == SIDE_BY_SIDE)
             draw_figures(view, self.stats.recent_fps, inference_ms, age_ms)
-        result = Result(frame, depth, view, inference_ms, age_ms, obstacles)
-        self.latest = result
-        for sink in self.sinks:
-            sink(result)
+        result = Result(
+            frame, depth, view, inference_ms, age_ms, rendered.far, rendered.near, obstacles
+        )
+        for sink in self._sinks:
+            sink.write(result)
         self.stats.record(inference_ms, age_ms)
         if self.max_frames is not None and self.stats.frames_processed >= self.max_frames:
             self.stop()
         if time.monotonic() - self._last_log >= self.log_interval:
             self._last_log = time.monotonic()
-            log.info("%s", self.summary())
+            log.info("%s", format_line(self.summary()))
 
     def start(self) -> None:
+        self._started = True
         leave_cores_to_the_model()
         for thread in self._threads:
             thread.start()
@@ -205,7 +241,8 @@ class Pipeline:
         self.inferred.close()
 
     def join(self) -> None:
-        """Stop, wait for the threads, release the source; re-raise a thread's error."""
+        """Stop, wait for the threads, release the source and close the sinks; re-raise the
+        first error a thread or a sink met."""
         self.stop()
         for thread in self._threads:
             if thread.ident is not None:
@@ -213,6 +250,11 @@ class Pipeline:
         if not self._closed:
             self._closed = True
             self.source.close()
+            for sink in self._sinks:
+                try:
+                    sink.close()
+                except Exception as exc:
+                    self._errors.append(exc)
         if self._errors:
             raise self._errors[0]
 
@@ -224,6 +266,17 @@ class Pipeline:
                 pass
         finally:
             self.join()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> None:
+        if error is None:
+            self.join()
+            return
+        try:
+            self.join()
+        except Exception:
+            log.debug("while stopping after an error", exc_info=True)
 
     def summary(self) -> dict[str, Any]:
         status = self.source.status

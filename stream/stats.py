@@ -1,4 +1,5 @@
-"""The run's figures: counts, rates and latency percentiles, logged and written as JSON."""
+"""The run's figures: counts, rates and latency percentiles, logged as a line and written as
+JSON."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ class RunStats:
 
     def __init__(self) -> None:
         self.frames_processed = 0
+        self.frames_failed = 0
         self.inference_ms: deque[float] = deque(maxlen=SAMPLES)
         self.frame_age_ms: deque[float] = deque(maxlen=SAMPLES)
         self._first: float | None = None
@@ -83,6 +85,11 @@ class RunStats:
             self._last = now
             self._recent.append(now)
 
+    def record_failure(self) -> None:
+        """A frame the model or the renderer could not process (not the source's fault)."""
+        with self._lock:
+            self.frames_failed += 1
+
     @property
     def fps(self) -> float:
         """Processed frames per second over the whole run."""
@@ -105,9 +112,37 @@ class RunStats:
                 "frames_processed": self.frames_processed,
                 "frames_dropped": dropped,
                 "frames_corrupt": corrupt,
+                "frames_failed": self.frames_failed,
                 "fps": round(self.fps, 2),
                 "inference_ms": _summary(self.inference_ms),
                 "frame_age_ms": _summary(self.frame_age_ms),
                 "reconnects": reconnects,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
             }
+
+
+def format_line(summary: dict[str, Any]) -> str:
+    """The summary as a person reads it: ``24.6 fps | infer 17 ms p50 | age 19 ms p50 | ...``.
+
+    Counters that are still zero (corrupt, failed, reconnects) are left out.
+    """
+
+    def ms(figures: dict[str, float | None]) -> str:
+        return "-" if figures["p50"] is None else f"{figures['p50']:.0f} ms p50"
+
+    rss = summary["peak_rss_mb"]
+    parts = [
+        f"{summary['fps']:.1f} fps",
+        f"infer {ms(summary['inference_ms'])}",
+        f"age {ms(summary['frame_age_ms'])}",
+        f"dropped {summary['frames_dropped']}",
+    ]
+    for key, label in (
+        ("frames_corrupt", "corrupt"),
+        ("frames_failed", "failed"),
+        ("reconnects", "reconnects"),
+    ):
+        if summary[key]:
+            parts.append(f"{label} {summary[key]}")
+    parts.append(f"rss {rss / 1024:.1f} GB" if rss >= 1024 else f"rss {rss:.0f} MB")
+    return " | ".join(parts)

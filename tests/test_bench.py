@@ -12,8 +12,8 @@ import pytest
 from stream.bench.fidelity import aligned_absrel, compare
 from stream.bench.frames import pick_frames, split, square_inputs
 from stream.bench.model_bench import BenchPath, Worker
+from stream.bench.tolerances import FP32
 from stream.errors import UserError
-from stream.runtimes.base import FP32
 from stream.stats import cpu_seconds
 from tests.conftest import SHARED, assert_clean_error, require, run_synthetic
 

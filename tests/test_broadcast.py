@@ -17,8 +17,8 @@ import av
 import numpy as np
 
 from capture.decode import spread_frames
-from capture.frame import Frame
 from capture.sample import SAMPLE_PATH
+from capture.source import Frame
 from stream.estimator import DepthMap
 from stream.pipeline import Result
 from web.broadcast import RING, Broadcast
@@ -47,7 +47,15 @@ def clip_results(count: int) -> list[Result]:
     frames = spread_frames(SAMPLE_PATH, count)
     empty = np.zeros((1, 1), np.float32)
     return [
-        Result(Frame(rgb, i, None, time.monotonic()), DepthMap(empty, empty), rgb[..., ::-1], 0, 0)
+        Result(
+            Frame(rgb, i, None, time.monotonic()),
+            DepthMap(empty, empty),
+            rgb[..., ::-1],
+            inference_ms=0,
+            age_ms=0,
+            far=0,
+            near=1,
+        )
         for i, rgb in enumerate(frames)
     ]
 
@@ -55,7 +63,7 @@ def clip_results(count: int) -> list[Result]:
 async def publish(hub: FrameHub, broadcast: Broadcast, result: Result) -> None:
     """Hand ``result`` to the broadcast and wait until it is encoded."""
     before, deadline = broadcast.encoded, time.monotonic() + WAIT
-    hub.publish(result)
+    hub.write(result)
     while broadcast.encoded == before:
         assert time.monotonic() < deadline, "the frame was never encoded"
         await asyncio.sleep(0.005)
@@ -79,7 +87,8 @@ def test_every_viewer_sends_the_same_packets_encoded_once() -> None:
     results = clip_results(6)
 
     async def main() -> None:
-        hub = FrameHub(asyncio.get_running_loop())
+        hub = FrameHub()
+        hub.bind(asyncio.get_running_loop())
         broadcast = broadcast_on(hub)
         told: list[str] = []
         a, b = DepthTrack(broadcast, told.append), DepthTrack(broadcast, told.append)
@@ -96,7 +105,7 @@ def test_every_viewer_sends_the_same_packets_encoded_once() -> None:
         assert_shows(decode(sent_a), results)
         a.stop()
         b.stop()
-        hub.publish(results[0])
+        hub.write(results[0])
         await asyncio.sleep(0.3)
         assert broadcast.encoded == len(results), "encoding goes on with nobody watching"
         broadcast.close()
@@ -108,7 +117,8 @@ def test_a_viewer_that_joins_late_or_falls_behind_restarts_at_a_key_frame() -> N
     results = clip_results(RING + 8)
 
     async def main() -> None:
-        hub = FrameHub(asyncio.get_running_loop())
+        hub = FrameHub()
+        hub.bind(asyncio.get_running_loop())
         broadcast = broadcast_on(hub)
         steady = DepthTrack(broadcast, lambda _r: None)
         steady_sent: list[av.Packet] = []

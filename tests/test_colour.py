@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.colormap import COLORMAPS, Colorizer
 from stream.estimator import UNTRAINED_STAMP, DepthMap
-from stream.flicker import flicker_index
-from stream.normalizer import EmaNormalizer
-from stream.render import DepthRenderer
+from stream.render.colormap import OPENCV_CODES, Colorizer
+from stream.render.normalizer import EmaNormalizer
+from stream.render.renderer import DepthRenderer
+from tests.flicker import flicker_index
 
 
 def scene(t: int, rng: np.random.Generator) -> np.ndarray:
@@ -37,7 +37,7 @@ def test_first_frame_initialises_then_ema_moves_slowly() -> None:
     norm = EmaNormalizer(0, 100, ema=0.25)
     assert norm.update(np.array([[0.0, 10.0]])) == (0.0, 10.0)
     assert norm.update(np.array([[4.0, 30.0]])) == pytest.approx((1.0, 15.0))
-    norm.frozen = True
+    norm.freeze(True)
     assert norm.update(np.array([[100.0, 200.0]])) == pytest.approx((1.0, 15.0))
 
 
@@ -80,12 +80,12 @@ def test_near_is_brighter_than_far(name: str) -> None:
     assert luma[0, 1] > luma[0, 0] + 100
 
 
-@pytest.mark.parametrize("name", [n for n, code in COLORMAPS.items() if code is not None])
+@pytest.mark.parametrize("name", [n for n, code in OPENCV_CODES.items() if code is not None])
 def test_table_lookup_gives_opencvs_colours(name: str) -> None:
     """The fast table path must paint exactly what ``cv2.applyColorMap`` paints."""
     unit = np.random.default_rng(1).random((37, 53), dtype=np.float32)
     unit[0, :3] = [0.0, 1.0, 0.5 / 255]
-    expected = cv2.applyColorMap(np.rint(unit * 255).astype(np.uint8), COLORMAPS[name])
+    expected = cv2.applyColorMap(np.rint(unit * 255).astype(np.uint8), OPENCV_CODES[name])
     assert np.array_equal(Colorizer(name)(unit), expected)
 
 
@@ -103,11 +103,11 @@ def test_unknown_colormap_is_refused() -> None:
 def test_untrained_stamp_is_drawn_in_red() -> None:
     depth = np.tile(np.linspace(0, 1, 320, dtype=np.float32), (240, 1))
     rgb = np.zeros((240, 320, 3), np.uint8)
-    plain = (
-        DepthRenderer(EmaNormalizer(), Colorizer("gray")).render(rgb, DepthMap(depth, depth)).copy()
-    )
-    stamped = DepthRenderer(EmaNormalizer(), Colorizer("gray"), stamp=UNTRAINED_STAMP).render(
-        rgb, DepthMap(depth, depth)
+    plain = DepthRenderer(EmaNormalizer(), "gray").render(rgb, DepthMap(depth, depth)).image.copy()
+    stamped = (
+        DepthRenderer(EmaNormalizer(), "gray", stamp=UNTRAINED_STAMP)
+        .render(rgb, DepthMap(depth, depth))
+        .image
     )
     changed = np.any(plain != stamped, axis=2)
     assert changed[:40].sum() > 200 and not changed[80:].any()
@@ -118,8 +118,10 @@ def test_untrained_stamp_is_drawn_in_red() -> None:
 def test_side_by_side_puts_the_original_left() -> None:
     rgb = np.full((10, 12, 3), (255, 0, 0), np.uint8)
     depth = np.ones((10, 12), np.float32)
-    view = DepthRenderer(EmaNormalizer(), Colorizer("inferno"), "side-by-side").render(
-        rgb, DepthMap(depth, depth)
+    view = (
+        DepthRenderer(EmaNormalizer(), "inferno", "side-by-side")
+        .render(rgb, DepthMap(depth, depth))
+        .image
     )
     assert view.shape == (10, 24, 3)
     assert (view[:, :12] == (0, 0, 255)).all()

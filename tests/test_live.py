@@ -15,14 +15,17 @@ import numpy as np
 import pytest
 
 from capture.camera import CameraSource
+from capture.errors import SourceError
 from capture.file import FileSource
-from capture.frame import Frame
+from capture.source import Frame, SourceStatus
 from capture.spec import open_source
-from stream.config import Config
-from stream.errors import UserError
 from stream.frame_queue import FrameQueue
-from tests.conftest import ROOT, assert_clean_error, cli_command, run_synthetic
+from stream.pipeline import Pipeline
+from stream.render.normalizer import EmaNormalizer
+from stream.render.renderer import DepthRenderer
+from tests.conftest import assert_clean_error, cli_command, run_synthetic
 from tests.media import count_frames, short_clip
+from tests.sinks import CallSink
 
 STATS_KEYS = {
     "frames_captured",
@@ -110,10 +113,10 @@ def test_webcam_code_path_on_a_file(clip: Path) -> None:
 
 def test_missing_camera_is_a_clear_error() -> None:
     start = time.monotonic()
-    with pytest.raises(UserError, match="cannot open"):
-        open_source("/dev/video9", Config())
-    with pytest.raises(UserError, match="camera 7"):
-        open_source("7", Config())
+    with pytest.raises(SourceError, match="cannot open"):
+        open_source("/dev/video9")
+    with pytest.raises(SourceError, match="camera 7"):
+        open_source("7")
     assert time.monotonic() - start < 10
 
 
@@ -188,7 +191,7 @@ def test_signal_stops_cleanly_and_finalises_the_recording(tmp_path: Path, sig: i
     )
     try:
         for line in proc.stderr:
-            if "frames_processed" in line:
+            if " fps | infer " in line:  # the first periodic figures: frames are flowing
                 break
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
@@ -203,17 +206,12 @@ def test_signal_stops_cleanly_and_finalises_the_recording(tmp_path: Path, sig: i
 
 def test_pipeline_frame_age_stays_bounded_with_a_slow_consumer(estimator) -> None:
     """A sink that takes 150 ms per frame: frames drop, but none grows old."""
-    from stream.colormap import Colorizer
-    from stream.normalizer import EmaNormalizer
-    from stream.pipeline import Pipeline
-    from stream.render import DepthRenderer
-
-    source = open_source("sample", Config(), live_file=True, loop=True)
+    source = open_source("sample", live_file=True, loop=True)
     pipeline = Pipeline(
         source,
         estimator,
-        DepthRenderer(EmaNormalizer(), Colorizer("inferno")),
-        [lambda _r: time.sleep(0.15)],
+        DepthRenderer(EmaNormalizer(), "inferno"),
+        [CallSink(lambda _r: time.sleep(0.15))],
         max_frames=25,
     )
     pipeline.run()
@@ -229,11 +227,6 @@ def test_pipeline_frame_age_stays_bounded_with_a_slow_consumer(estimator) -> Non
 def test_the_model_starts_the_next_frame_while_the_last_is_output(estimator) -> None:
     """Frame 0's sink waits until the model has been called on frame 1.  A pipeline that
     ran inference and output in turn would never get there, and the wait would fail."""
-    from stream.colormap import Colorizer
-    from stream.normalizer import EmaNormalizer
-    from stream.pipeline import Pipeline
-    from stream.render import DepthRenderer
-
     calls: list[int] = []
     second_call = threading.Event()
 
@@ -250,10 +243,10 @@ def test_the_model_starts_the_next_frame_while_the_last_is_output(estimator) -> 
             overlapped.append(second_call.wait(30))
 
     pipeline = Pipeline(
-        open_source("sample", Config(), live_file=False),
+        open_source("sample", live_file=False),
         counting_estimator,
-        DepthRenderer(EmaNormalizer(), Colorizer("gray")),
-        [sink],
+        DepthRenderer(EmaNormalizer(), "gray"),
+        [CallSink(sink)],
         max_frames=3,
     )
     pipeline.run()
@@ -262,15 +255,19 @@ def test_the_model_starts_the_next_frame_while_the_last_is_output(estimator) -> 
 
 
 def test_bad_frames_are_skipped_and_counted(estimator) -> None:
-    """A frame the network cannot take (zero width) is skipped; the run goes on."""
-    from stream.colormap import Colorizer
-    from stream.normalizer import EmaNormalizer
-    from stream.pipeline import Pipeline
-    from stream.render import DepthRenderer
+    """A frame the network cannot take (zero width) is skipped; the run goes on.  It is
+    counted as a failed frame, not as one the source could not decode."""
 
     class Frames:
+        """A source that yields such a frame: no real file or camera does."""
+
         live = False
-        status = FileSource(ROOT / "capture/data/sample.mp4").status
+        size = (64, 64)
+        fps = 25.0
+        frame_count = 3
+
+        def __init__(self) -> None:
+            self.status = SourceStatus()
 
         def __iter__(self):
             good = np.zeros((64, 64, 3), np.uint8)
@@ -285,8 +282,9 @@ def test_bad_frames_are_skipped_and_counted(estimator) -> None:
     pipeline = Pipeline(
         Frames(),
         estimator,
-        DepthRenderer(EmaNormalizer(), Colorizer("gray")),
-        [lambda r: seen.append(r.frame.seq)],
+        DepthRenderer(EmaNormalizer(), "gray"),
+        [CallSink(lambda r: seen.append(r.frame.seq))],
     )
     pipeline.run()
-    assert seen == [0, 2] and pipeline.source.status.corrupt == 1
+    summary = pipeline.summary()
+    assert seen == [0, 2] and summary["frames_failed"] == 1 and summary["frames_corrupt"] == 0

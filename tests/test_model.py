@@ -12,12 +12,12 @@ import torch
 from timm.layers import Conv2dSame
 
 from capture.image import read_image
+from stream.bench.tolerances import FP32
 from stream.estimator import DepthEstimator
 from stream.model.handle import WeightsHandle
 from stream.model.midas_small import FeatureFusionBlock, MidasSmall
-from stream.model.rewrites import ConvThenUpsample, convolve_before_upsampling, symmetric_padding
-from stream.model.trace import cache_path, load_or_trace
-from stream.runtimes.base import FP32
+from stream.runtimes.rewrites import ConvThenUpsample, convolve_before_upsampling, symmetric_padding
+from stream.runtimes.torchscript.trace import cache_path, load_or_trace
 from stream.transform import network_size, to_net_input
 from tests.conftest import DATA
 

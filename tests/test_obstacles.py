@@ -19,11 +19,10 @@ import pytest
 
 from capture.image import read_image
 from stream.calibration import Calibrator, fit, sample_points
-from stream.config import Config, load_config
+from stream.config import Config, ObstacleConfig, load_config
 from stream.errors import UserError
 from stream.evaluate import find_pairs, read_depth, score
-from stream.obstacles import ObstacleOptions, read_sectors
-from stream.readout import ObstacleMeter
+from stream.obstacles import ObstacleMeter, read_sectors
 from tests.conftest import assert_clean_error, run_synthetic
 from tests.test_web import serve
 
@@ -104,7 +103,7 @@ def test_sectors_find_the_nearest_region(kitti: Path) -> None:
     truth = read_depth(find_pairs(kitti)[0])
     d = relative_map(truth)
     d[truth == 0] = 0.0
-    options = ObstacleOptions(
+    options = ObstacleConfig(
         sectors=5, band_top=0.4, band_bottom=1.0, percentile=99.0, warn_metres=8.0
     )
     calibration = fit(np.array([(1 / 5 - T) / S, (1 / 40 - T) / S]), np.array([5.0, 40.0]))
@@ -244,7 +243,7 @@ def test_calibrate_failures_write_nothing(still: Path, tmp_path: Path, points, m
 
 
 def test_python_iterator_yields_readings_and_stops_cleanly() -> None:
-    from stream.robot import obstacle_readings
+    from stream import obstacle_readings
 
     readings = obstacle_readings("sample", weights="synthetic")
     first = [next(readings) for _ in range(3)]
@@ -257,14 +256,15 @@ def test_python_iterator_yields_readings_and_stops_cleanly() -> None:
 
 def test_websocket_and_browser_calibration(estimator, tmp_path: Path) -> None:
     config_path = tmp_path / "config.toml"
-    meter = ObstacleMeter.from_config(Config())
+    cfg = Config()
+    meter = ObstacleMeter.from_config(cfg.obstacles, cfg.calibration)
 
     async def body(client, state):
         async with client.ws_connect("/ws/obstacles") as ws:
             readings = [json.loads((await ws.receive(timeout=60)).data) for _ in range(3)]
         assert all(len(r["sectors"]) == 5 for r in readings)
         assert readings[0]["frame"] < readings[-1]["frame"]
-        depth = state.pipeline.latest.depth.depth
+        depth = state.hub.latest.depth.depth
         values = sample_points(depth, [(50, 50), (600, 200)], state.cfg.calibration.radius)
         points = [[50, 50, 1 / (0.01 * values[0] + 0.1)], [600, 200, 1 / (0.01 * values[1] + 0.1)]]
         ok = await client.post("/api/calibration", json={"points": points})
@@ -273,7 +273,7 @@ def test_websocket_and_browser_calibration(estimator, tmp_path: Path) -> None:
         bad = await client.post("/api/calibration", json={"points": [[1, 1, 2.0]]})
         assert bad.status == 400 and "at least 2" in (await bad.json())["error"]
         await asyncio.sleep(0.5)
-        assert state.pipeline.latest.obstacles.calibrated
+        assert state.hub.latest.obstacles.calibrated
 
     serve(estimator, body, meter=meter, config_path=config_path)
     assert load_config(config_path).calibration.scale > 0

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.network import NetworkOptions, NetworkSource
+from capture.network import NetworkSource
+from capture.options import NetworkOptions
 from capture.sample import SAMPLE_PATH
-from capture.status import RECONNECTING
-from stream.colormap import Colorizer
-from stream.normalizer import EmaNormalizer
+from capture.source import RECONNECTING
 from stream.pipeline import Pipeline
-from stream.render import DepthRenderer
+from stream.render.normalizer import EmaNormalizer
+from stream.render.renderer import DepthRenderer
 from tests.conftest import ROOT, assert_clean_error, require, run_synthetic
+from tests.sinks import CallSink
 
 SERVER = ROOT / "tests" / "tools" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -82,7 +83,7 @@ def rtsp() -> Iterator[RtspServer]:
 
 
 def _renderer() -> DepthRenderer:
-    return DepthRenderer(EmaNormalizer(), Colorizer("inferno"))
+    return DepthRenderer(EmaNormalizer(), "inferno")
 
 
 def test_frames_arrive_from_a_real_rtsp_server(rtsp: RtspServer) -> None:
@@ -100,7 +101,7 @@ def test_slow_consumer_does_not_build_up_frame_age(rtsp: RtspServer, estimator) 
     """The capture thread keeps draining the stream: old frames are dropped, not queued."""
     source = NetworkSource(rtsp.url)
     pipeline = Pipeline(
-        source, estimator, _renderer(), [lambda _r: time.sleep(0.25)], max_frames=16
+        source, estimator, _renderer(), [CallSink(lambda _r: time.sleep(0.25))], max_frames=16
     )
     pipeline.run()
     ages = list(pipeline.stats.frame_age_ms)
@@ -114,7 +115,9 @@ def test_server_restart_leads_to_a_reconnect(rtsp: RtspServer, estimator) -> Non
     options = NetworkOptions(read_timeout=2.0, reconnect_initial=0.2, reconnect_max=1.0)
     source = NetworkSource(rtsp.url, options)
     seen: list[int] = []
-    pipeline = Pipeline(source, estimator, _renderer(), [lambda r: seen.append(r.frame.seq)])
+    pipeline = Pipeline(
+        source, estimator, _renderer(), [CallSink(lambda r: seen.append(r.frame.seq))]
+    )
     pipeline.start()
     try:
         _wait_for(lambda: len(seen) >= 5, 30)

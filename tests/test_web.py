@@ -19,37 +19,30 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCRtpReceiver
 
 from capture.spec import open_source
-from stream.colormap import Colorizer
 from stream.config import Config, WebConfig
-from stream.normalizer import EmaNormalizer
 from stream.pipeline import Pipeline
-from stream.render import DepthRenderer
+from stream.render.normalizer import EmaNormalizer
+from stream.render.renderer import DepthRenderer
 from tests.conftest import DATA
 from tests.webrtc import Viewer, loopback_only
 from web.server import create_app
-from web.state import ServerState
+from web.state import STATE
 
 CHELSEA = (DATA / "cases" / "chelsea" / "chelsea.png").read_bytes()
 
 
-def renderer() -> DepthRenderer:
-    return DepthRenderer(EmaNormalizer(), Colorizer("inferno"))
-
-
-def make_state(estimator, cfg: Config | None = None, meter=None, config_path=None) -> ServerState:
+def serve(estimator, body, cfg: Config | None = None, meter=None, config_path=None, renderer=None):
+    """Run ``body(client, state)`` against a started server on a real pipeline playing the
+    sample clip, then shut it down."""
     cfg = cfg or Config()
-    source = open_source("sample", cfg, live_file=True, loop=True)
-    pipeline = Pipeline(source, estimator, renderer(), [], overlay=False, readout=meter)
-    return ServerState(cfg, pipeline, estimator, renderer, meter=meter, config_path=config_path)
-
-
-def serve(estimator, body, cfg: Config | None = None, **state_options):
-    """Run ``body(client, state)`` against a started server, then shut it down."""
-    state = make_state(estimator, cfg, **state_options)
+    source = open_source("sample", live_file=True, loop=True)
+    renderer = renderer or DepthRenderer(EmaNormalizer(), "inferno")
+    pipeline = Pipeline(source, estimator, renderer, overlay=False, readout=meter)
 
     async def main():
-        async with TestClient(TestServer(create_app(state), host="127.0.0.1")) as client:
-            return await body(client, state)
+        app = create_app(pipeline, cfg, config_path)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            return await body(client, app[STATE])
 
     return asyncio.run(main())
 
@@ -168,6 +161,8 @@ def test_health_and_metrics(estimator) -> None:
             "depthstream_fps",
             "depthstream_frames_processed_total",
             "depthstream_frames_dropped_total",
+            "depthstream_frames_corrupt_total",
+            "depthstream_frames_failed_total",
             "depthstream_viewers",
             "depthstream_video_packets_encoded_total",
             "depthstream_reconnects_total",
@@ -194,8 +189,8 @@ def test_settings_change_the_shared_renderer(estimator) -> None:
             "/api/settings", json={"colormap": "turbo", "freeze": True, "layout": "side-by-side"}
         )
         assert (await changed.json())["colormap"] == "turbo"
-        r = state.pipeline.renderer
-        assert (r.colorizer.name, r.normalizer.frozen, r.layout) == ("turbo", True, "side-by-side")
+        s = state.pipeline.renderer.settings()
+        assert (s.colormap, s.freeze, s.layout) == ("turbo", True, "side-by-side")
 
     serve(estimator, body)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stream.config import Config, ModelConfig
+from stream.config import ModelConfig
 from stream.errors import UserError
 from stream.model.locate import ENV_VAR, WEIGHTS_FILENAME, WeightsChoice, choose_weights
 from stream.model.weights import check_state_dict, load_model, read_state_dict
@@ -42,13 +42,13 @@ def _local_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
 
 
-def _cfg(tmp_path: Path, **model: str) -> Config:
+def _cfg(tmp_path: Path, **model: str) -> ModelConfig:
     """A config whose cache lives in ``tmp_path/cache`` and whose URL can never leave the host."""
     base = ModelConfig(
         cache_dir=str(tmp_path / "cache"),
         weights_url=f"http://127.0.0.1:{_closed_port()}/{WEIGHTS_FILENAME}",
     )
-    return Config(model=dataclasses.replace(base, **model))
+    return dataclasses.replace(base, **model)
 
 
 def _closed_port() -> int:
@@ -156,7 +156,7 @@ def server(weights_file: Path) -> Iterator[_Server]:
         thread.join(timeout=10)
 
 
-def _download_cfg(tmp_path: Path, srv: _Server, sha256: str) -> Config:
+def _download_cfg(tmp_path: Path, srv: _Server, sha256: str) -> ModelConfig:
     return _cfg(tmp_path, weights_url=srv.url, weights_sha256=sha256)
 
 
@@ -339,7 +339,7 @@ def test_cache_dir_defaults_to_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     cached = tmp_path / "xdg" / "depthstream" / WEIGHTS_FILENAME
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")
-    cfg = dataclasses.replace(_cfg(tmp_path), model=ModelConfig(cache_dir=""))
+    cfg = dataclasses.replace(_cfg(tmp_path), cache_dir="")
     assert choose_weights(None, cfg, allow_download=False) == WeightsChoice(cached, "cache")
 
 
@@ -397,7 +397,7 @@ def test_nothing_found_says_where_to_put_file(tmp_path: Path) -> None:
     with pytest.raises(UserError) as info:
         choose_weights(None, cfg, allow_download=False)
     message = str(info.value)
-    assert str(cfg.cache_dir() / WEIGHTS_FILENAME) in message
+    assert str(cfg.cache_root() / WEIGHTS_FILENAME) in message
     assert "--weights" in message
     assert ENV_VAR in message
     assert not (tmp_path / "cache").exists()

@@ -1,10 +1,10 @@
 """The depth video encoded once, however many viewers watch.
 
-aiortc encodes each viewer's track on its own: three viewers meant three VP8
-encoders on the same frames, about 8 CPU-ms each per 960x540 frame here, on
-the cores the model needs.  aiortc also sends packets that are already
-encoded, as they are.  So one encoder here turns each new result into a
-packet, and every viewer's track hands out the same packets.
+aiortc encodes each viewer's track on its own: three viewers would mean three
+VP8 encoders on the same frames, on the cores the model needs.  aiortc also
+sends packets that are already encoded, as they are.  So one encoder here
+turns each new result into a packet, and every viewer's track hands out the
+same packets.
 
 A packet decodes only after the ones before it, back to a key frame, so the
 latest-frame rule moves up to packets: a viewer gets the packet after the one
@@ -44,8 +44,7 @@ class Encoded:
 
     ``record`` is the frame's JSON line for the viewers' data channels, made
     once with the packet.  The result itself is not kept: the ring would hold
-    :data:`RING` frames' pictures and depth maps alive (30 MB more peak RSS at
-    960x540 in a hand-run ``serve``).
+    :data:`RING` frames' pictures and depth maps alive.
     """
 
     seq: int

@@ -19,10 +19,20 @@ async def healthz(request: web.Request) -> web.Response:
             "source": state.pipeline.source.status.state,
             "uptime_s": round(time.monotonic() - state.started_at, 1),
             "frames_processed": state.pipeline.stats.frames_processed,
-            "viewers": len(state.peers.connections) if state.peers else 0,
+            "viewers": len(state.peers.connections),
         },
         status=200 if alive else 503,
     )
+
+
+COUNTERS = {
+    "frames_captured": "Frames the source delivered.",
+    "frames_processed": "Frames processed and handed to the outputs.",
+    "frames_dropped": "Frames dropped so the output stays fresh (live sources).",
+    "frames_corrupt": "Frames or packets the source could not decode.",
+    "frames_failed": "Frames the model or the renderer failed on.",
+    "reconnects": "Times a lost network camera came back.",
+}
 
 
 def _metric(
@@ -43,29 +53,21 @@ async def metrics(request: web.Request) -> web.Response:
         "Processed frames per second (recent).",
         round(stats.recent_fps, 3),
     )
-    for key in (
-        "frames_captured",
-        "frames_processed",
-        "frames_dropped",
-        "frames_corrupt",
-        "reconnects",
-    ):
-        _metric(
-            lines, f"depthstream_{key}_total", "counter", key.replace("_", " ") + ".", summary[key]
-        )
+    for key, doc in COUNTERS.items():
+        _metric(lines, f"depthstream_{key}_total", "counter", doc, summary[key])
     _metric(
         lines,
         "depthstream_viewers",
         "gauge",
         "Connected WebRTC viewers.",
-        len(state.peers.connections) if state.peers else 0,
+        len(state.peers.connections),
     )
     _metric(
         lines,
         "depthstream_video_packets_encoded_total",
         "counter",
         "VP8 packets encoded for viewers (once each, however many watch).",
-        state.broadcast.encoded if state.broadcast else 0,
+        state.broadcast.encoded,
     )
     lines += [
         "# HELP depthstream_inference_seconds Model inference time per frame.",

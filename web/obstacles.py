@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
+import logging
 
-import numpy as np
 from aiohttp import WSMsgType, web
 
-from stream.calibration import fit, sample_points
-from stream.config import write_section
+from stream import calibration
 from stream.errors import UserError
 from stream.pipeline import Result
 from web.state import STATE, ServerState
+
+log = logging.getLogger("depthstream")
 
 
 async def stream_obstacles(request: web.Request) -> web.WebSocketResponse:
@@ -54,33 +54,22 @@ async def calibrate(request: web.Request) -> web.Response:
         points = [(float(x), float(y), float(m)) for x, y, m in (await request.json())["points"]]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise web.HTTPBadRequest(reason='body must be {"points": [[x, y, metres], ...]}') from None
-    latest = state.pipeline.latest
-    if latest is None or state.meter is None:
+    latest, meter = state.hub.latest, state.pipeline.readout
+    if latest is None or meter is None:
         raise web.HTTPServiceUnavailable(reason="no frame processed yet")
+    radius = state.cfg.calibration.radius
     try:
-        values = sample_points(
-            latest.depth.depth, [(x, y) for x, y, _ in points], state.cfg.calibration.radius
-        )
-        result = fit(values, np.array([m for _, _, m in points]))
+        result = calibration.calibrate([latest.depth.depth], points, radius)
     except UserError as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
-    state.meter.calibrator.current = result
-    state.meter.calibrator.points = points
-    section = dataclasses.replace(
-        state.cfg.calibration,
-        points=[list(p) for p in points],
-        scale=result.scale,
-        shift=result.shift,
-        rms_error_m=round(result.rms_error_m, 4),
-    )
-    state.cfg.calibration = section
+    meter.calibrate(result, points)
     saved = None
     if state.config_path is not None:
         try:
-            write_section(state.config_path, "calibration", section)
+            calibration.save(state.config_path, state.cfg.calibration, points, radius, result)
             saved = str(state.config_path)
-        except OSError:
-            saved = None
+        except UserError as exc:
+            log.warning("calibration applied but not saved: %s", exc)
     return web.json_response(
         {
             "scale": result.scale,

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 from aiohttp import web
 
+from capture.errors import SourceError
 from capture.image import decode_image, image_dimensions
-from stream.errors import UserError
+from stream.assembly import renderer_for
 from web.state import STATE, ServerState
 
 FORMATS = ("png", "json", "npy")
@@ -58,17 +59,19 @@ async def depth(request: web.Request) -> web.StreamResponse:
     _check_pixels(data, state.cfg.web.max_pixels)
     try:
         rgb = decode_image(data, "upload")
-    except UserError as exc:
+    except SourceError as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
-    depth_map = await loop.run_in_executor(None, state.estimator, rgb)
+    estimator = state.pipeline.estimator
+    depth_map = await loop.run_in_executor(None, estimator, rgb)
     inference_ms = (time.perf_counter() - start) * 1000.0
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, depth_map.depth.astype(np.float32))
         return web.Response(body=buffer.getvalue(), content_type="application/octet-stream")
-    view = state.still_renderer().render(rgb, depth_map)
+    # A renderer of its own: a still must not move the live stream's colour range.
+    view = renderer_for(state.cfg, estimator).render(rgb, depth_map).image
     png = cv2.imencode(".png", view)[1].tobytes()
     if fmt == "png":
         return web.Response(body=png, content_type="image/png")

@@ -8,76 +8,115 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from stream.pipeline import Result
-from web.app import build_app
+from stream.config import Config
+from stream.pipeline import Pipeline, Result
+from web import controls, health, obstacles, rest, rtc
 from web.broadcast import Broadcast
 from web.encoder import Vp8Encoder
 from web.hub import FrameHub
 from web.loopback import use_loopback_candidates
 from web.peers import Peers
-from web.state import ServerState
+from web.state import STATE, ServerState
 
 log = logging.getLogger("depthstream")
+STATIC = Path(__file__).with_name("static")
 
 
-def frame_record(state: ServerState) -> Callable[[Result], dict[str, Any]]:
+@web.middleware
+async def json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Every error is ``{"error": ...}`` with its status; nothing escapes as a bare 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            {"error": exc.reason},
+            status=exc.status,
+            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+async def index(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+def frame_record(pipeline: Pipeline) -> Callable[[Result], dict[str, Any]]:
     """The per-frame JSON a viewer's data channel receives."""
-    offset = time.time() - time.monotonic()
 
     def record(result: Result) -> dict[str, Any]:
-        normalizer = state.pipeline.renderer.normalizer
         return {
             "frame": result.frame.seq,
-            "capture_time": round(result.frame.captured_at + offset, 4),
-            "fps": round(state.pipeline.stats.recent_fps, 2),
+            "capture_time": round(result.frame.wall_time, 4),
+            "fps": round(pipeline.stats.recent_fps, 2),
             "inference_ms": round(result.inference_ms, 1),
             "age_ms": round(result.age_ms, 1),
-            "near": normalizer.high,
-            "far": normalizer.low,
-            "source": state.pipeline.source.status.state,
+            "near": result.near,
+            "far": result.far,
+            "source": pipeline.source.status.state,
             "obstacles": result.obstacles.to_dict() if result.obstacles else None,
         }
 
     return record
 
 
-def create_app(state: ServerState) -> web.Application:
-    app = build_app(state)
+def create_app(pipeline: Pipeline, cfg: Config, config_path: Path | None = None) -> web.Application:
+    """The app serving ``pipeline`` (not started yet: the app starts and joins it)."""
+    hub = FrameHub()
+    pipeline.add_sink(hub)
+    broadcast = Broadcast(
+        hub, Vp8Encoder(cfg.web.bitrate), cfg.web.keyframe_interval, frame_record(pipeline)
+    )
+    state = ServerState(
+        cfg, pipeline, hub, broadcast, Peers(broadcast, cfg.web.ice_servers), config_path
+    )
+    app = web.Application(
+        client_max_size=int(cfg.web.max_upload_mb * 1024 * 1024), middlewares=[json_errors]
+    )
+    app[STATE] = state
+    app.router.add_get("/", index)
+    app.router.add_static("/static", STATIC)
+    app.router.add_post("/offer", rtc.offer)
+    app.router.add_post("/whep", rtc.whep)
+    app.router.add_delete("/whep/{peer_id}", rtc.whep_delete)
+    app.router.add_post("/api/depth", rest.depth)
+    app.router.add_get("/api/settings", controls.get_settings)
+    app.router.add_post("/api/settings", controls.post_settings)
+    app.router.add_get("/ws/obstacles", obstacles.stream_obstacles)
+    app.router.add_post("/api/calibration", obstacles.calibrate)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/metrics", health.metrics)
 
     async def start(_app: web.Application) -> None:
-        web_cfg = state.cfg.web
-        state.hub = FrameHub(asyncio.get_running_loop())
-        state.broadcast = Broadcast(
-            state.hub, Vp8Encoder(web_cfg.bitrate), web_cfg.keyframe_interval, frame_record(state)
-        )
-        if web_cfg.ice_loopback:
+        hub.bind(asyncio.get_running_loop())
+        if cfg.web.ice_loopback:
             use_loopback_candidates()
-        state.peers = Peers(state.broadcast, web_cfg.ice_servers)
-        state.pipeline.sinks.append(state.hub.publish)
-        state.pipeline.start()
+        pipeline.start()
 
     async def stop(_app: web.Application) -> None:
-        if state.peers is not None:
-            await state.peers.close_all()
-        if state.broadcast is not None:
-            state.broadcast.close()
-        await asyncio.get_running_loop().run_in_executor(None, state.pipeline.join)
+        await state.peers.close_all()
+        broadcast.close()
+        await asyncio.get_running_loop().run_in_executor(None, pipeline.join)
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
     return app
 
 
-def serve(state: ServerState, host: str, port: int) -> None:
+def serve(pipeline: Pipeline, cfg: Config, config_path: Path | None) -> None:
     """Run until SIGINT/SIGTERM; aiohttp turns both into a clean shutdown."""
+    host, port = cfg.web.host, cfg.web.port
     web.run_app(
-        create_app(state),
+        create_app(pipeline, cfg, config_path),
         host=host,
         port=port,
         access_log=None,

@@ -1,36 +1,34 @@
-"""What the web handlers share: config, the running pipeline, the estimator, the viewers."""
+"""What the web handlers share: config, the running pipeline and the viewers' objects.
+
+Built once, before the server starts, and never changed afterwards: what
+changes while it runs (settings, the calibration, the viewers) changes
+through those objects' own methods.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from stream.config import Config
-from stream.estimator import DepthEstimator
 from stream.pipeline import Pipeline
-from stream.readout import ObstacleMeter
-from stream.render import DepthRenderer
 from web.broadcast import Broadcast
 from web.hub import FrameHub
 from web.peers import Peers
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerState:
     cfg: Config
     pipeline: Pipeline
-    estimator: DepthEstimator
-    still_renderer: Callable[[], DepthRenderer]
-    meter: ObstacleMeter | None = None
+    hub: FrameHub
+    broadcast: Broadcast
+    peers: Peers
     config_path: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
-    hub: FrameHub | None = None
-    broadcast: Broadcast | None = None
-    peers: Peers | None = None
 
 
 STATE = web.AppKey("state", ServerState)

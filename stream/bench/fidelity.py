@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from stream.affine import fit_scale_shift
+
 ABSREL_FLOOR = 0.05
 
 
@@ -29,8 +31,7 @@ class Fidelity:
 
 def aligned_absrel(got: np.ndarray, ref: np.ndarray) -> float:
     """AbsRel of ``got`` after the least-squares scale and shift onto ``ref``."""
-    a = np.vstack([got.ravel(), np.ones(got.size)]).T.astype(np.float64)
-    scale, shift = np.linalg.lstsq(a, ref.ravel().astype(np.float64), rcond=None)[0]
+    scale, shift = fit_scale_shift(got, ref)
     aligned = scale * got.astype(np.float64) + shift
     mask = ref > ABSREL_FLOOR * ref.max()
     return float(np.mean(np.abs(aligned[mask] - ref[mask]) / ref[mask]))

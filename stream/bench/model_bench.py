@@ -178,8 +178,7 @@ def time_paths(
 
     Each shape gets fresh workers, as each ``run`` holds one input shape: a
     torch process holding two shapes frees and page-faults its activation
-    buffers every frame (about 5,700 faults and 11 ms of system time per
-    256x256 frame here), which no real run pays.  Caches are built first, so
+    buffers every frame, which no real run pays.  Caches are built first, so
     the timed workers start warm, as every start after the first does, and
     their peak memory is the steady one.
     """
@@ -217,8 +216,8 @@ def time_alone(
 
     The pipeline bench takes these right before and after its live run: its
     age-over-model ratio then divides two figures from the same minute, where
-    the model-only phase may be half an hour and a speed spell of the machine
-    away (whole-run figures have moved 20-25% between phases here).
+    the model-only phase may be half an hour away, on a machine whose speed
+    drifts.
     """
     worker = Worker(path, spec)
     try:

@@ -119,9 +119,7 @@ def run_serve(
 ) -> dict[str, Any]:
     """``serve`` on ``clip`` (loopback only) with ``viewers`` aiortc viewers for ``seconds``.
 
-    The viewers' aiortc is imported here: every ``depthstream`` command loads
-    this module through the CLI, and ``run`` would otherwise carry aiortc and
-    aiohttp (about 40 MB resident) without using them.
+    The viewers' aiortc is imported only here, when a serve run is measured.
     """
     from stream.bench.viewers import watch
 

@@ -27,9 +27,9 @@ import numpy as np
 from capture.file import FileSource
 from stream.config import Config
 from stream.estimator import UNTRAINED_STAMP, DepthMap, resize_depth
-from stream.overlay import draw_figures
 from stream.pipeline import leave_cores_to_the_model
-from stream.render import DepthRenderer
+from stream.render.overlay import draw_figures
+from stream.render.renderer import DepthRenderer
 from stream.sinks.mp4 import Mp4Recorder
 from stream.stats import cpu_seconds
 from stream.transform import network_size, to_net_input
@@ -74,13 +74,15 @@ def stage_costs(clip: Path, cfg: Config, frames: int) -> dict[str, dict[str, flo
     costs = {"decode": _charge(decode)}
     size = cfg.model.input_size
     costs["network input"] = _charge(lambda: len([to_net_input(f, size) for f in decoded]))
-    renderer = DepthRenderer.from_config(cfg, UNTRAINED_STAMP)
+    renderer = DepthRenderer.from_config(cfg.normalize, cfg.render, UNTRAINED_STAMP)
     raws = [_stand_in_depth(rgb, size) for rgb in decoded]
     views: list[np.ndarray] = []
 
     def render() -> int:
         for rgb, raw in zip(decoded, raws, strict=True):
-            view = renderer.render(rgb, DepthMap(raw, resize_depth(raw, rgb.shape[:2]))).copy()
+            view = renderer.render(
+                rgb, DepthMap(raw, resize_depth(raw, rgb.shape[:2]))
+            ).image.copy()
             draw_figures(view, 25.0, 30.0, 40.0)
             views.append(view)
         return len(views)
@@ -93,7 +95,7 @@ def stage_costs(clip: Path, cfg: Config, frames: int) -> dict[str, dict[str, flo
                 Path(tmp) / "stages.mp4", 25.0, cfg.output.crf, cfg.output.preset
             )
             for view in views:
-                recorder.write(view)
+                recorder.add(view)
             recorder.close()
             return recorder.frames
 

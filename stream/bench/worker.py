@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.bench.eager import EagerRuntime
 from stream.model.handle import WeightsHandle
 from stream.model.locate import WeightsChoice
 from stream.runtimes.base import Runtime, thread_count
@@ -25,33 +26,13 @@ from stream.stats import cpu_seconds, peak_rss_mb
 EAGER = "eager"
 
 
-class EagerRuntime:
-    """The plain ``nn.Module`` in fp32: the reference every path is compared with,
-    and what torch hub users run."""
-
-    def __init__(self, handle: WeightsHandle, threads: int) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-        self.label = "torch eager fp32"
-        self._torch = torch
-        self.model = handle.load().model
-
-    def prepare(self, shape: tuple[int, int]) -> None:
-        """Nothing to build ahead."""
-
-    def infer(self, net_input: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            return self.model(self._torch.from_numpy(net_input)[None])[0].numpy()
-
-
 def open_handle(spec: dict[str, Any], inputs: dict[str, np.ndarray]) -> WeightsHandle:
     path = spec["weights"]
     choice = WeightsChoice(None if path == "synthetic" else Path(path), "bench")
     handle = WeightsHandle.of_choice(choice)
     if not spec["standin"]:
         return handle
-    from stream.model.standin import reestimate_batchnorm
+    from stream.bench.standin import reestimate_batchnorm
 
     return WeightsHandle.of_loaded(reestimate_batchnorm(handle.load(), inputs["fit"]))
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from capture.image import read_image
-from capture.spec import open_source
-from stream.calibration import fit, sample_points
+from stream.assembly import open_pipeline
+from stream.calibration import calibrate, save
 from stream.commands.common import config, config_target
-from stream.config import write_section
+from stream.config import Config
 from stream.errors import UserError
 from stream.estimator import open_estimator
+from stream.pipeline import Result
 
 log = logging.getLogger("depthstream")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -56,14 +55,29 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run)
 
 
-def _depth_maps(spec: str, cfg, estimator, frames: int) -> list[np.ndarray]:
+class _DepthMaps:
+    """Sink: keeps each processed frame's depth map."""
+
+    def __init__(self) -> None:
+        self.maps: list[np.ndarray] = []
+
+    def write(self, result: Result) -> None:
+        self.maps.append(result.depth.depth)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _depth_maps(spec: str, cfg: Config, weights: str | None, frames: int) -> list[np.ndarray]:
     if Path(spec).suffix.lower() in IMAGE_SUFFIXES:
-        return [estimator(read_image(spec)).depth]
-    source = open_source(spec, cfg, live_file=False)
-    try:
-        return [estimator(frame.rgb).depth for frame in islice(source, frames)]
-    finally:
-        source.close()
+        return [open_estimator(cfg.model, weights)(read_image(spec)).depth]
+    maps = _DepthMaps()
+    with open_pipeline(
+        cfg, spec, weights=weights, offline=True, overlay=False, max_frames=frames
+    ) as pipeline:
+        pipeline.add_sink(maps)
+        pipeline.run()
+    return maps.maps
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,25 +86,11 @@ def run(args: argparse.Namespace) -> int:
     if len(args.point) < 2:
         raise UserError("calibration needs at least 2 --point X,Y,METRES")
     radius = cfg.calibration.radius if args.radius is None else args.radius
-    estimator, _ = open_estimator(cfg, args.weights)
-    maps = _depth_maps(args.source, cfg, estimator, max(args.frames, 1))
+    maps = _depth_maps(args.source, cfg, args.weights, max(args.frames, 1))
     if not maps:
         raise UserError(f"{args.source}: no frame could be read")
-    xy = [(x, y) for x, y, _ in args.point]
-    values = np.median([sample_points(depth, xy, radius) for depth in maps], axis=0)
-    result = fit(values, np.array([m for _, _, m in args.point]))
-    section = dataclasses.replace(
-        cfg.calibration,
-        points=[list(p) for p in args.point],
-        radius=radius,
-        scale=result.scale,
-        shift=result.shift,
-        rms_error_m=round(result.rms_error_m, 4),
-    )
-    try:
-        write_section(target, "calibration", section)
-    except OSError as exc:
-        raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+    result = calibrate(maps, args.point, radius)
+    save(target, cfg.calibration, args.point, radius, result)
     print(
         f"calibrated on {result.used} point(s) ({result.rejected} rejected as outliers) "
         f"over {len(maps)} frame(s): scale {result.scale:.6g}, shift {result.shift:.6g}, "

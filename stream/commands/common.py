@@ -10,10 +10,15 @@ from typing import Any
 
 import cv2
 
-from stream.colormap import COLORMAPS
-from stream.config import Config, default_config_path, load_config, with_overrides
+from stream.config import (
+    COLORMAPS,
+    PRECISIONS,
+    Config,
+    default_config_path,
+    load_config,
+    with_overrides,
+)
 from stream.errors import UserError
-from stream.runtimes.registry import PRECISIONS
 from stream.stats import RunStats
 
 

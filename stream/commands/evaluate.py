@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     pairs = find_pairs(Path(args.rgbd))
     truths = [read_depth(pair) for pair in pairs]
-    estimator, stamp = open_estimator(cfg, args.weights)
+    estimator = open_estimator(cfg.model, args.weights)
     rows = []
     for pair, truth in zip(pairs, truths, strict=True):
         rgb = read_image(pair.rgb)
@@ -49,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
             )
         rows.append({"name": pair.name, **score(estimator(rgb).depth, truth)})
     print(table(rows))
-    if stamp:
-        print(f"({stamp}: these numbers say nothing about MiDaS)")
+    if estimator.stamp:
+        print(f"({estimator.stamp}: these numbers say nothing about MiDaS)")
     report = {
         "rgbd": str(args.rgbd),
-        "untrained_weights": bool(stamp),
+        "untrained_weights": bool(estimator.stamp),
         "images": rows,
         "mean": {key: float(np.mean([r[key] for r in rows])) for key in ("abs_rel", "delta1")},
     }

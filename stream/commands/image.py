@@ -9,12 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from capture.errors import SourceError
 from capture.image import read_image
+from stream.assembly import renderer_for
 from stream.commands.common import config, write_output
 from stream.config import LAYOUTS
 from stream.errors import UserError
 from stream.estimator import open_estimator
-from stream.render import DepthRenderer
 
 log = logging.getLogger("depthstream")
 
@@ -59,18 +60,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("with several inputs use --out-dir (and --raw/--depth without a path)")
     if not any(Path(name).is_file() for name in args.inputs):
         raise UserError("none of the inputs exists: " + ", ".join(args.inputs))
-    estimator, stamp = open_estimator(cfg, args.weights)
+    estimator = open_estimator(cfg.model, args.weights)
     out_dir = Path(args.out_dir)
     done = 0
     for name in args.inputs:
         try:
             rgb = read_image(name)
-        except UserError as exc:
+        except SourceError as exc:
             log.error("skipped: %s", exc)
             continue
         stem = Path(name).stem
         depth = estimator(rgb)
-        view = DepthRenderer.from_config(cfg, stamp).render(rgb, depth)
+        # A renderer per image: each still gets its own colour range.
+        view = renderer_for(cfg, estimator).render(rgb, depth).image
         out = Path(args.out) if args.out else out_dir / f"{stem}_depth.png"
         write_output(out, lambda p, v=view: cv2.imwrite(str(p), v))
         for target, array in (

@@ -5,24 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
-import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from capture.sample import SAMPLE_NAME
-from capture.spec import open_source
+from stream.assembly import open_pipeline
 from stream.commands.common import add_stats_option, config, write_stats
 from stream.config import LAYOUTS
 from stream.errors import UserError
-from stream.estimator import open_estimator
-from stream.pipeline import Pipeline, Sink
-from stream.readout import ObstacleMeter
-from stream.render import DepthRenderer
 from stream.sinks.mp4 import Mp4Recorder
+from stream.sinks.progress import ProgressBar
 from stream.sinks.window import WindowDisplay, check_display
+from stream.stats import format_line
 
 log = logging.getLogger("depthstream")
 
@@ -80,62 +74,42 @@ def run(args: argparse.Namespace) -> int:
     if window:
         check_display()
     offline = args.mode == "offline" if args.mode else (not window and bool(args.record))
-    source = open_source(args.source, cfg, live_file=not offline, loop=args.loop)
-    try:
-        estimator, stamp = open_estimator(cfg, args.weights)
-        estimator.warm_up(*source.size)
-        recorder = (
-            Mp4Recorder(args.record, source.fps, cfg.output.crf, cfg.output.preset)
-            if args.record
-            else None
-        )
-    except BaseException:
-        source.close()
-        raise
-    sinks: list[Sink] = []
-    if recorder is not None:
-        if offline:
-            sinks.append(lambda r: recorder.write(r.view))
-        else:
-            start = time.monotonic()
-            sinks.append(lambda r: recorder.write(r.view, r.frame.captured_at - start))
-    bar = None
-    if offline:
-        total = min(filter(None, (source.frame_count, args.frames)), default=None)
-        bar = tqdm(total=total, unit="frame", desc="depth", file=sys.stderr, dynamic_ncols=True)
-        sinks.append(lambda _r: bar.update())
-    pipeline = Pipeline(
-        source,
-        estimator,
-        DepthRenderer.from_config(cfg, stamp),
-        sinks,
-        queue_size=cfg.pipeline.queue_size,
-        max_frames=args.frames,
+    display = WindowDisplay(Path(args.snapshot_dir)) if window else None
+    with open_pipeline(
+        cfg,
+        args.source,
+        weights=args.weights,
+        offline=offline,
+        loop=args.loop,
+        obstacles=args.obstacles,
         overlay=not args.no_overlay,
-        log_interval=cfg.output.log_interval,
-        readout=ObstacleMeter.from_config(cfg) if args.obstacles else None,
-    )
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: pipeline.stop())
-    timer = threading.Timer(args.duration, pipeline.stop) if args.duration else None
-    try:
-        if timer:
-            timer.start()
-        if window:
-            pipeline.start()
-            WindowDisplay(Path(args.snapshot_dir)).run(pipeline)
-        else:
-            pipeline.run()
-    finally:
-        if timer:
-            timer.cancel()
-        pipeline.join()
-        if bar is not None:
-            bar.close()
-        if recorder is not None:
-            recorder.close()
+        max_frames=args.frames,
+    ) as pipeline:
+        source = pipeline.source
+        if args.record:
+            o = cfg.output
+            pipeline.add_sink(Mp4Recorder(args.record, source.fps, o.crf, o.preset, not offline))
+        if offline:
+            total = min(filter(None, (source.frame_count, args.frames)), default=None)
+            pipeline.add_sink(ProgressBar(total))
+        if display is not None:
+            pipeline.add_sink(display)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: pipeline.stop())
+        timer = threading.Timer(args.duration, pipeline.stop) if args.duration else None
+        try:
+            if timer:
+                timer.start()
+            if display is not None:
+                pipeline.start()
+                display.run(pipeline)
+            else:
+                pipeline.run()
+        finally:
+            if timer:
+                timer.cancel()
     summary = pipeline.summary()
-    log.info("%s", summary)
+    log.info("%s", format_line(summary))
     write_stats(args.stats_json, summary, pipeline.stats)
     if summary["frames_processed"] == 0:
         raise UserError(f"{args.source}: no frame could be processed")

@@ -1,18 +1,19 @@
-"""``depthstream serve``: live depth to browsers over WebRTC, plus the REST API."""
+"""``depthstream serve``: live depth to browsers over WebRTC, plus the REST API.
+
+The command line is the one place in ``stream`` that reaches into ``web``:
+it imports the server only when this command runs, so no other command
+loads aiohttp or aiortc.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from capture.sample import SAMPLE_NAME
-from capture.spec import open_source
+from stream.assembly import open_pipeline
 from stream.commands.common import add_stats_option, config, config_target, write_stats
 from stream.config import LAYOUTS
 from stream.errors import UserError
-from stream.estimator import open_estimator
-from stream.pipeline import Pipeline
-from stream.readout import ObstacleMeter
-from stream.render import DepthRenderer
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -35,41 +36,17 @@ def register(commands, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from web.server import serve
-    from web.state import ServerState
 
     cfg = config(args)
-    source = open_source(args.source, cfg, live_file=True, loop=True)
-    try:
-        estimator, stamp = open_estimator(cfg, args.weights)
-        estimator.warm_up(*source.size)
-    except BaseException:
-        source.close()
-        raise
-    meter = ObstacleMeter.from_config(cfg)
-    pipeline = Pipeline(
-        source,
-        estimator,
-        DepthRenderer.from_config(cfg, stamp),
-        [],
-        queue_size=cfg.pipeline.queue_size,
-        overlay=False,
-        log_interval=cfg.output.log_interval,
-        readout=meter,
+    pipeline = open_pipeline(
+        cfg, args.source, weights=args.weights, loop=True, obstacles=True, overlay=False
     )
-    config_path = config_target(args)
-    state = ServerState(
-        cfg,
-        pipeline,
-        estimator,
-        lambda: DepthRenderer.from_config(cfg, stamp),
-        meter=meter,
-        config_path=config_path,
-    )
-    try:
-        serve(state, cfg.web.host, cfg.web.port)
-    except OSError as exc:
-        raise UserError(f"cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror}") from None
-    finally:
-        pipeline.join()
+    with pipeline:
+        try:
+            serve(pipeline, cfg, config_target(args))
+        except OSError as exc:
+            raise UserError(
+                f"cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror}"
+            ) from None
     write_stats(args.stats_json, pipeline.summary(), pipeline.stats)
     return 0

@@ -1,1 +1,1 @@
-"""MiDaS v2.1 small: the network, its weights, and its traced form."""
+"""MiDaS v2.1 small: the network, where its weights come from, and loading them."""

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.config import Config
+from stream.config import ModelConfig
 from stream.errors import UserError
 from stream.model.download import DownloadError, download
 
@@ -39,12 +39,12 @@ class WeightsChoice:
 
 
 def choose_weights(
-    cli_value: str | None, cfg: Config, allow_download: bool = True
+    cli_value: str | None, model: ModelConfig, allow_download: bool = True
 ) -> WeightsChoice:
     """Apply the resolution order; download into the cache when nothing else is found."""
     for value, origin in (
         (cli_value, "--weights"),
-        (cfg.model.weights, "config [model] weights"),
+        (model.weights, "config [model] weights"),
         (os.environ.get(ENV_VAR), f"${ENV_VAR}"),
     ):
         if value:
@@ -56,7 +56,7 @@ def choose_weights(
             if not path.is_file():
                 raise UserError(f"weights file {path} (from {origin}) does not exist")
             return WeightsChoice(path, origin)
-    cached = cfg.cache_dir() / WEIGHTS_FILENAME
+    cached = model.cache_root() / WEIGHTS_FILENAME
     if cached.is_file():
         return WeightsChoice(cached, "cache")
     hint = (
@@ -65,9 +65,9 @@ def choose_weights(
     )
     if not allow_download:
         raise UserError(f"no MiDaS weights found: {hint}")
-    log.info("downloading MiDaS v2.1 small weights from %s", cfg.model.weights_url)
+    log.info("downloading MiDaS v2.1 small weights from %s", model.weights_url)
     try:
-        download(cfg.model.weights_url, cached, cfg.model.weights_sha256)
+        download(model.weights_url, cached, model.weights_sha256)
     except DownloadError as exc:
         raise UserError(f"could not download MiDaS weights ({exc}); {hint}") from None
     return WeightsChoice(cached, "download")

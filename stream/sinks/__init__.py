@@ -1,1 +1,1 @@
-"""Where rendered frames go: files now, windows and browsers later."""
+"""Where results go: each output here is a :class:`stream.pipeline.Sink`."""

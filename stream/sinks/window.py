@@ -1,23 +1,26 @@
 """The live OpenCV window, driven from the main thread (HighGUI wants that).
 
-Keys: q/Esc quit, c next colour map, s snapshot (PNG of the view + raw float
-depth as .npy), space pause the picture, f freeze the colour range.
+Keys: q/Esc quit, c next colour map, s snapshot (PNG of the view + float
+depth as .npy), space pause the picture, f freeze the colour range.  The
+window is one of the pipeline's sinks; what it changes, it changes through
+the renderer's :meth:`~stream.render.renderer.DepthRenderer.configure`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from capture.status import RECONNECTING
-from stream.colormap import COLORMAPS
+from capture.source import RECONNECTING
+from stream.config import COLORMAPS
 from stream.errors import UserError
-from stream.overlay import draw_banner
-from stream.pipeline import Pipeline
+from stream.pipeline import Pipeline, Result
+from stream.render.overlay import draw_banner
 
 log = logging.getLogger("depthstream")
 
@@ -31,31 +34,41 @@ def check_display() -> None:
 
 
 class WindowDisplay:
-    """Shows the newest result of a running pipeline and handles the keys."""
+    """Shows the newest result and handles the keys, until the pipeline ends or the user quits."""
 
     def __init__(self, snapshot_dir: Path = Path(".")) -> None:
         self.snapshot_dir = snapshot_dir
         self.paused = False
-        self._shown: object = None
+        self._latest: Result | None = None
+        self._shown: Result | None = None
+        self._lock = threading.Lock()
+
+    def write(self, result: Result) -> None:
+        """Sink: keep the newest result for the next redraw."""
+        with self._lock:
+            self._latest = result
+
+    def close(self) -> None:
+        """Nothing to release here: the window itself closes on the main thread in :meth:`run`."""
 
     def run(self, pipeline: Pipeline) -> None:
-        """Until the pipeline ends or the user quits."""
+        """Until the pipeline ends or the user quits (then the caller joins the pipeline)."""
         cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         try:
             while not pipeline.done.is_set():
-                self._show(pipeline)
+                self._show(pipeline.source.status.state == RECONNECTING)
                 key = cv2.waitKey(10) & 0xFF
                 if key in (ord("q"), 27) or cv2.getWindowProperty(TITLE, cv2.WND_PROP_VISIBLE) < 1:
                     break
-                self._handle(key, pipeline)
+                self.handle_key(key, pipeline)
         finally:
             pipeline.stop()
             cv2.destroyWindow(TITLE)
             cv2.waitKey(1)
 
-    def _show(self, pipeline: Pipeline) -> None:
-        result = pipeline.latest
-        reconnecting = pipeline.source.status.state == RECONNECTING
+    def _show(self, reconnecting: bool) -> None:
+        with self._lock:
+            result = self._latest
         if result is None or (self.paused and not reconnecting):
             return
         if result is self._shown and not reconnecting:
@@ -67,21 +80,23 @@ class WindowDisplay:
         cv2.imshow(TITLE, view)
         self._shown = result
 
-    def _handle(self, key: int, pipeline: Pipeline) -> None:
+    def handle_key(self, key: int, pipeline: Pipeline) -> None:
+        """What one key press does (the keys the module docstring lists, but quitting)."""
         renderer = pipeline.renderer
         if key == ord("c"):
-            names = list(COLORMAPS)
-            renderer.colorizer.name = names[(names.index(renderer.colorizer.name) + 1) % len(names)]
-            log.info("colour map: %s", renderer.colorizer.name)
+            current = renderer.settings().colormap
+            following = COLORMAPS[(COLORMAPS.index(current) + 1) % len(COLORMAPS)]
+            log.info("colour map: %s", renderer.configure(colormap=following).colormap)
         elif key == ord("f"):
-            renderer.normalizer.frozen = not renderer.normalizer.frozen
-            log.info("colour range %s", "frozen" if renderer.normalizer.frozen else "following")
+            frozen = renderer.configure(freeze=not renderer.settings().freeze).freeze
+            log.info("colour range %s", "frozen" if frozen else "following")
         elif key == ord(" "):
             self.paused = not self.paused
-        elif key == ord("s") and pipeline.latest is not None:
-            self.snapshot(
-                pipeline.latest.view, pipeline.latest.depth.depth, pipeline.latest.frame.seq
-            )
+        elif key == ord("s"):
+            with self._lock:
+                result = self._latest
+            if result is not None:
+                self.snapshot(result.view, result.depth.depth, result.frame.seq)
 
     def snapshot(self, view: np.ndarray, depth: np.ndarray, seq: int) -> Path:
         """Write ``snapshot-<seq>.png`` and ``snapshot-<seq>.npy``; returns the PNG path."""

@@ -5,11 +5,10 @@ weights and frame size immediate.  A cache file that fails to load is
 rebuilt, never trusted.
 
 The traced graph is channels-last with batch norm folded and the exact
-rewrites of :mod:`stream.model.rewrites` applied: with oneDNN graph
-fusion switched on (see :mod:`stream.runtimes.torchscript`) convolutions,
-activations and residual adds then run as fused kernels without layout
-reorders between them, which measured about 25% faster than the plain frozen
-graph on 2 cores.
+rewrites of :mod:`stream.runtimes.rewrites` applied: with oneDNN graph
+fusion switched on (see :mod:`stream.runtimes.torchscript.runtime`)
+convolutions, activations and residual adds then run as fused kernels
+without layout reorders between them.
 
 ``bf16-decoder`` keeps the encoder in fp32 and runs the decoder (MiDaS's
 ``scratch``: the refinement blocks and the output head, most of the network's
@@ -26,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stream.model.cache_file import write_atomically
-from stream.model.fold import fold_batchnorm
 from stream.model.handle import WeightsHandle
+from stream.runtimes.cache_file import write_atomically
+from stream.runtimes.torchscript.fold import fold_batchnorm
 
 log = logging.getLogger("depthstream")
 # In every cache file name; raised whenever :func:`trace` builds a different
@@ -72,7 +71,7 @@ def trace(
     """
     # Imported here: the rewrites need timm and the model classes, which a warm start
     # (that only loads the traced file) never imports.
-    from stream.model.rewrites import convolve_before_upsampling, symmetric_padding
+    from stream.runtimes.rewrites import convolve_before_upsampling, symmetric_padding
 
     net = convolve_before_upsampling(symmetric_padding(fold_batchnorm(model)))
     net = net.to(memory_format=torch.channels_last)

@@ -1,9 +1,8 @@
-"""Rewrites of the network that compute the same function with less work, applied before tracing.
+"""Rewrites of the network that compute the same function with less work, applied before a
+runtime's model is built (the TorchScript trace, the ONNX export).
 
 Both are exact in real arithmetic; only float32 rounding order changes
-(within the fp32 tolerance, tested).  Together they made the traced network
-6-8% faster at 256x256 on 2 cores (48.1 to 46.2 ms and 57.8 to 53.1 ms in two
-hand-run interleaved comparisons).
+(within the fp32 tolerance, tested).
 
 - **Symmetric padding.** EfficientNet's stride-2 layers use TensorFlow's
   "same" padding, which on an even input pads one pixel less before than

@@ -14,7 +14,8 @@ class EmaNormalizer:
     """Maps depth to [0, 1] with EMA-smoothed low/high percentiles.
 
     ``ema`` is the weight of the newest frame (1.0 = per-frame range).  The
-    first frame initialises the range.  ``frozen`` keeps the current range.
+    first frame initialises the range; while frozen, the range holds still.
+    Not thread-safe: its renderer serialises every call.
     """
 
     def __init__(
@@ -22,17 +23,25 @@ class EmaNormalizer:
     ) -> None:
         self.percentiles = (low_percentile, high_percentile)
         self.ema = ema
-        self.frozen = False
+        self._frozen = False
         self.low: float | None = None
         self.high: float | None = None
         self._unit: np.ndarray | None = None
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def freeze(self, frozen: bool) -> None:
+        """Hold the current range (True) or follow the frames again (False)."""
+        self._frozen = frozen
 
     def update(self, depth: np.ndarray) -> tuple[float, float]:
         """Fold one frame's robust range into the running range and return it."""
         low, high = (float(v) for v in np.percentile(depth, self.percentiles))
         if self.low is None or self.high is None:
             self.low, self.high = low, high
-        elif not self.frozen:
+        elif not self._frozen:
             self.low += self.ema * (low - self.low)
             self.high += self.ema * (high - self.high)
         return self.low, self.high

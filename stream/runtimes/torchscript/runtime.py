@@ -16,8 +16,8 @@ import torch
 
 from stream.errors import UserError
 from stream.model.handle import WeightsHandle
-from stream.model.trace import example_input, load_or_trace
-from stream.runtimes.registry import uses_bf16
+from stream.runtimes.base import uses_bf16
+from stream.runtimes.torchscript.trace import example_input, load_or_trace
 
 PROFILING_RUNS = 3
 

@@ -4,34 +4,19 @@ Activation ranges come from frames of the bundled sample clip (a real street
 scene) resized to the input shape.  The result is a QDQ model: ONNX Runtime
 and OpenVINO both run it with int8 kernels (VNNI where the CPU has it).
 Weights are quantized per output channel, activations per tensor (uint8).
-
-Each activation's range is the mean of the calibration frames' own ranges
-(ONNX Runtime's moving-average min/max), not the widest of them: the widest
-frame sets coarse int8 steps for every other frame.  Hand-run at 256x256,
-with the head's 3x3 quantized, the stand-in's Pearson r went from 0.9885 to
-0.9948 and the synthetic weights' stayed at 0.997; scaling the global
-ranges by 0.8 gained less (0.9924).  ONNX Runtime's percentile
-calibration at 99.99 gained nearly as much (0.9931) but took 24 s and
-6.6 GB to quantize, against 5 s and 0.7 GB.
+Each activation's range is the mean of the calibration frames' own ranges,
+not the widest of them: the widest frame would set coarse int8 steps for
+every other frame.
 
 ``int8`` quantizes every convolution.  ``int8-decoder`` quantizes only the
-convolutions inside the decoder: its residual units' 3x3s and the head's
-two 3x3s, most of its arithmetic.  A per-layer sweep on the synthetic and
-stand-in weights (hand-run) found the error concentrated at the decoder's
-borders: the four entry convolutions read the encoder's feature maps, whose
-channels span ranges one per-tensor scale cannot hold (quantizing the first
-alone took Pearson r to 0.84-0.86), and each fusion block's 1x1 ``out_conv``
-hands its level to the next.  Those stay in float, as does the encoder.
-The head's last 1x1 (32 channels to 1) stays float too: quantized, it saved
-less than OpenVINO spent converting its bf16 input to uint8 at full
-resolution, and it cost 0.0004 of r on the stand-in.  The head's
-full-resolution 3x3 is int8 since the averaged ranges: with global ranges
-it took the stand-in to 0.988; now OpenVINO runs a 256x256 frame 1.1-1.3 ms
-(about 5%) faster with it (three hand-run interleaved A/Bs; 0.2 ms in a
-fourth, on a slow spell of the machine).
-
-Both quantize the rewritten graph (:func:`stream.model.export.fp32_model`),
-whose 1x1 ``out_conv`` runs before its upsampling; node names are the same.
+convolutions inside the decoder (its residual units' 3x3s and the head's two
+3x3s, most of its arithmetic) and keeps in float what int8 cannot hold: the
+encoder, the decoder's four entry convolutions (the encoder's feature maps
+have channels whose ranges one per-tensor scale cannot hold), each fusion
+block's 1x1 ``out_conv`` (it hands its level to the next) and the head's last
+1x1.  docs/runtimes.md says how that split was found.  Both quantize the
+rewritten graph (:func:`stream.runtimes.onnx.export.fp32_model`), whose 1x1
+``out_conv`` runs before its upsampling; node names are the same.
 """
 
 from __future__ import annotations
@@ -48,9 +33,9 @@ import numpy as np
 from capture.decode import spread_frames
 from capture.sample import SAMPLE_PATH
 from stream.errors import UserError
-from stream.model.cache_file import write_atomically
-from stream.model.export import INPUT_NAME, fp32_model, onnx_path
 from stream.model.handle import WeightsHandle
+from stream.runtimes.cache_file import write_atomically
+from stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
 from stream.transform import to_net_input
 
 log = logging.getLogger("depthstream")

@@ -1,4 +1,5 @@
-"""Text drawn over the view: live figures, and a banner while the camera reconnects."""
+"""Text drawn over the view: live figures, obstacle sectors, the untrained-weights stamp, and a
+banner while the camera reconnects."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def draw_figures(image: np.ndarray, fps: float, inference_ms: float, age_ms: flo
     scale = max(image.shape[1] / 1280.0, 0.4)
     text = f"{fps:4.1f} fps  infer {inference_ms:4.0f} ms  age {age_ms:4.0f} ms"
     draw_text(image, text, (8, image.shape[0] - int(12 * scale) - 4), scale, (255, 255, 255))
+
+
+def draw_stamp(image: np.ndarray, text: str) -> None:
+    """Write ``text`` in red across the top-left, in place."""
+    scale = max(image.shape[1] / 640.0, 0.5)
+    draw_text(image, text, (int(10 * scale) + 2, int(34 * scale) + 4), scale, (0, 0, 255))
 
 
 def draw_banner(image: np.ndarray, text: str) -> None:

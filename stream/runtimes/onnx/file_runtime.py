@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from stream.model.handle import WeightsHandle
-from stream.model.quantize import model_file
+from stream.runtimes.onnx.quantize import model_file
 
 
 class OnnxFileRuntime(ABC):

@@ -4,12 +4,10 @@ OpenVINO silently runs fp32 models in bf16 on CPUs that have it; ``fp32``
 here pins the inference precision to f32 so it stays exact, and ``bf16``
 asks for bf16 explicitly.  ``bf16-decoder`` splits the model where the
 decoder starts and compiles the encoder in f32 and the decoder in bf16 as
-two models: marking the encoder's nodes with ``disable_fp16_compression``
-did not keep them in f32 under a bf16 hint (tried on OpenVINO 2026.4).
+two models, because a bf16 hint does not leave marked nodes in f32.
 ``int8-decoder`` splits the same way: the encoder in f32, and the decoder's
-int8 convolutions with everything around them in bf16 where the CPU has it
-(f32 elsewhere): bf16 there took 2.4 ms off a 256x256 frame for 0.0002-0.0003
-of Pearson r (hand-run, with the head's last 3x3 in int8 too).
+int8 convolutions with the float layers around them in bf16 where the CPU
+has it (f32 elsewhere), which is faster at almost no cost in fidelity.
 Compiled blobs are cached by OpenVINO itself.
 """
 
@@ -22,9 +20,8 @@ import numpy as np
 
 from stream.errors import UserError
 from stream.model.handle import WeightsHandle
-from stream.runtimes.base import import_for
-from stream.runtimes.onnx_file import OnnxFileRuntime
-from stream.runtimes.registry import uses_bf16
+from stream.runtimes.base import import_for, uses_bf16
+from stream.runtimes.onnx.file_runtime import OnnxFileRuntime
 
 # The decoder's first layers, one 3x3 convolution per encoder stage; the ONNX
 # exporter names ops after the module path (``scratch.layer1_rn`` and so on,

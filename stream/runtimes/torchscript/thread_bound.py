@@ -4,11 +4,10 @@ For torch: its OpenMP (libgomp) keeps a team of worker threads for each
 thread that calls into the model.  Once a second thread has called (the main
 thread warming the model up, then the pipeline's inference thread running
 it), libgomp counts more threads than cores, and its workers sleep at every
-barrier instead of spinning.  The same 128x256 inference then took 32-35 ms
-instead of 25 ms here.  Binding also gives torch's thread count, which
-OpenMP keeps per thread, to the thread that runs the model.  The hand-over
-costs two thread wake-ups per call, about 2% of OpenVINO's pipeline fps in a
-hand-run A/B, so only torch is bound.  Calls are serialised by the one thread.
+barrier instead of spinning, which slows every frame.  Binding also gives
+torch's thread count, which OpenMP keeps per thread, to the thread that runs
+the model.  Calls are serialised by the one thread; the hand-over costs two
+thread wake-ups per call, so only torch is bound.
 """
 
 from __future__ import annotations

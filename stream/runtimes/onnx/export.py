@@ -8,12 +8,11 @@ Two graphs are exported.  ``fp32`` is the official network as it is, what a
 user of those runtimes would run and the benchmark's baseline; the runtimes'
 own modes (fp32, and OpenVINO's bf16) run it.  ``fp32-rewritten`` has each
 fusion block's 1x1 convolution moved before its upsampling
-(:func:`stream.model.rewrites.convolve_before_upsampling`, exact in real
-arithmetic); the precisions this project builds (``bf16-decoder`` and the
-int8 ones) start from it.  On OpenVINO it made ``int8-decoder`` 2-6% and
-``bf16-decoder`` 2.6% faster at 256x256 (hand-run, interleaved).  The
-torch trace's other rewrite, symmetric padding, gained nothing there:
-OpenVINO already folds the pad into the convolution.
+(:func:`stream.runtimes.rewrites.convolve_before_upsampling`, exact in real
+arithmetic), which OpenVINO runs faster; the precisions this project builds
+(``bf16-decoder`` and the int8 ones) start from it.  The torch trace's other
+rewrite, symmetric padding, is left out: OpenVINO already folds the pad into
+the convolution.
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from stream.errors import UserError
-from stream.model.cache_file import write_atomically
 from stream.model.handle import WeightsHandle
+from stream.runtimes.cache_file import write_atomically
 
 log = logging.getLogger("depthstream")
 OPSET = 17
@@ -51,7 +50,7 @@ def export(handle: WeightsHandle, shape: tuple[int, int], path: Path, rewritten:
     model = handle.load().model.eval()
     if rewritten:
         # Imported here: the rewrites need timm, which a warm start never loads.
-        from stream.model.rewrites import convolve_before_upsampling
+        from stream.runtimes.rewrites import convolve_before_upsampling
 
         model = convolve_before_upsampling(model)
     with warnings.catch_warnings(), torch.no_grad():

@@ -1,0 +1,246 @@
+"""``depthstream bench``: every runtime side by side, then the whole pipeline.
+
+Prints Markdown tables and writes everything to JSON; ``--markdown`` writes
+them as a document (``docs/performance.md`` is one).  Fidelity is measured
+against the fp32 eager output of the weights being timed (with the official
+weights that is the real answer) and, because random weights exaggerate
+low-precision error, also on a stand-in whose batch norm was re-estimated on
+real frames.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream.bench.frames import clips, pick_frames, split, square_inputs
+from stream.bench.model_bench import (
+    REFERENCE,
+    BenchPath,
+    shape_key,
+    standin_fidelity,
+    time_alone,
+    time_paths,
+)
+from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs
+from stream.bench.report import document, machine, tables
+from stream.bench.stages import cpu_bound_fps, stage_costs
+from stream.bench.tolerances import DEFAULT_BAR
+from stream.config import PRECISIONS, Config
+from stream.errors import UserError
+from stream.model.locate import choose_weights
+from stream.runtimes.base import uses_bf16
+from stream.runtimes.registry import bf16_supported
+from stream.transform import network_size, to_net_input
+
+log = logging.getLogger("depthstream")
+RUNTIME_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure (the ``bench`` command's flags)."""
+
+    media: str | None = None
+    paths: str | None = None
+    sizes: str = "256,192,128"
+    rounds: int = 5
+    per_round: int = 8
+    frames_per_clip: int = 8
+    pipeline_paths: str = "torch:fp32,openvino:fp32"
+    seconds: float = 20.0
+    offline_frames: int = 150
+    standin: bool = True
+    json: str = "bench.json"
+    markdown: str | None = None
+    command: str = "depthstream bench"
+
+
+def available_paths(skipped: list[str]) -> list[BenchPath]:
+    """Every backend/precision this machine can run, noting what it cannot."""
+    paths = [REFERENCE]
+    for backend, precisions in PRECISIONS.items():
+        if importlib.util.find_spec(RUNTIME_MODULES[backend]) is None:
+            skipped.append(f"{backend}: package not installed")
+            continue
+        for precision in precisions:
+            if uses_bf16(precision) and not bf16_supported(backend):
+                skipped.append(f"{backend} {precision}: this CPU lacks bf16")
+                continue
+            paths.append(BenchPath(backend, precision))
+    return paths
+
+
+def _parse_paths(text: str) -> list[BenchPath]:
+    paths = [BenchPath.parse(item.strip()) for item in text.split(",") if item.strip()]
+    for p in paths:
+        if p != REFERENCE and p.precision not in PRECISIONS.get(p.backend, ()):
+            raise UserError(f"bench: unknown path {p.backend}:{p.precision}")
+    return paths
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--sizes must be numbers like 256,192,128, got {text!r}") from None
+    if not sizes or any(s % 32 or not 64 <= s <= 1024 for s in sizes):
+        raise UserError("--sizes must be multiples of 32 in 64..1024")
+    return sizes
+
+
+def _ratios(
+    model: list[dict], clip_key: str, pipeline: dict, naive: dict | None, stages: dict | None
+) -> dict:
+    """The pipeline's figures relative to the model alone (same backend, same shape), and
+    to the bound that the CPU cost of the model plus the stages around it sets."""
+    by_path = {r["path"]: r["shapes"][clip_key] for r in model}
+    cores = os.cpu_count() or 1
+    ratios: dict[str, Any] = {}
+    for label, runs in pipeline.items():
+        alone = by_path.get(label)
+        if alone is None:
+            continue
+        bound = cpu_bound_fps(alone["cpu_ms"], stages, cores) if stages else None
+        ratios[label] = {
+            "offline_fps_over_model_fps": round(runs["offline"]["fps"] / alone["fps"], 3),
+            "cpu_bound_fps": bound,
+            "offline_fps_over_cpu_bound": round(runs["offline"]["fps"] / bound, 3)
+            if bound
+            else None,
+            "live_age_p50_over_model_ms": round(
+                runs["live"]["frame_age_ms"]["p50"] / alone["p50_ms"], 2
+            ),
+            # The same age over the model timed alone just before and just after the
+            # live run (see time_alone), each on its own: when the two differ, the
+            # machine changed speed within that minute, and no single figure is right.
+            **{
+                f"live_age_p50_over_model_{when}_ms": round(
+                    runs["live"]["frame_age_ms"]["p50"]
+                    / runs["live"]["model_alone_ms"][f"{when}_p50"],
+                    2,
+                )
+                for when in ("before", "after")
+            },
+            # The same age over the inference step as the pipeline times it (network
+            # input, model, depth resize), slowed by the threads that share the cores.
+            "live_age_p50_over_inference_ms": round(
+                runs["live"]["frame_age_ms"]["p50"] / runs["live"]["inference_ms"]["p50"], 2
+            ),
+        }
+        if naive is not None:
+            ratios[label]["live_fps_over_naive_fps"] = round(runs["live"]["fps"] / naive["fps"], 2)
+            ratios[label]["naive_age_p50_over_live_age_p50"] = round(
+                naive["frame_age_ms"]["p50"] / runs["live"]["frame_age_ms"]["p50"], 1
+            )
+    return ratios
+
+
+def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
+    """Measure, print the tables, write the JSON (and the Markdown document)."""
+    if args.rounds < 1 or args.per_round < 1 or args.frames_per_clip < 2:
+        raise UserError("--rounds and --per-round must be >= 1, --frames-per-clip >= 2")
+    media = clips(Path(args.media) if args.media else None)
+    sizes = _sizes(args.sizes)
+    skipped: list[str] = []
+    paths = _parse_paths(args.paths) if args.paths else available_paths(skipped)
+    pipeline_paths = _parse_paths(args.pipeline_paths)
+    choice = choose_weights(weights_flag, cfg.model)
+    weights = "synthetic" if choice.synthetic else str(choice.path)
+
+    def progress(message: str) -> None:
+        log.info("bench: %s", message)
+
+    progress(f"reading frames from {len(media)} clip(s)")
+    measure, fit = split(pick_frames(media, args.frames_per_clip))
+    clip = media[0]
+    clip_rgb = pick_frames([clip], args.frames_per_clip)
+    clip_shape = network_size(*clip_rgb[0].shape[:2], cfg.model.input_size)
+    shapes = [(s, s) for s in sizes]
+    with tempfile.TemporaryDirectory(prefix="depthstream-bench-") as tmp:
+        scratch = Path(tmp)
+        arrays = {shape_key(s): square_inputs(measure, s[0]) for s in shapes}
+        if clip_shape not in shapes:
+            shapes.append(clip_shape)
+            arrays[shape_key(clip_shape)] = np.stack(
+                [to_net_input(f, cfg.model.input_size) for f in clip_rgb]
+            )
+        arrays["fit"] = square_inputs(fit, 256)
+        np.savez(scratch / "inputs.npz", **arrays)
+        spec = {
+            "weights": weights,
+            "standin": False,
+            "threads": cfg.model.threads,
+            "cache_dir": str(scratch / "cache"),
+            "inputs": str(scratch / "inputs.npz"),
+        }
+        results = time_paths(paths, shapes, spec, args.rounds, args.per_round, scratch, progress)
+        model = [r.to_dict() for r in results]
+        main_key = shape_key(shapes[0])
+        standin = {}
+        if args.standin:
+            progress("fidelity on the stand-in weights")
+            fids = standin_fidelity(paths, [shape_key(s) for s in shapes], spec, scratch)
+            standin = {
+                label: {k: f.to_dict() for k, f in by_shape.items()}
+                for label, by_shape in fids.items()
+            }
+
+        def launch(path: BenchPath) -> Launch:
+            return Launch(
+                weights, path.backend, path.precision, cfg.model.threads, cfg.model.input_size
+            )
+
+        def alone(path: BenchPath) -> Callable[[], float]:
+            key = shape_key(clip_shape)
+            return lambda: time_alone(path, key, spec, args.rounds, args.per_round)
+
+        pipeline: dict[str, Any] = {}
+        for p in pipeline_paths:
+            pipeline[p.label] = pipeline_runs(
+                clip, launch(p), args.seconds, args.offline_frames, progress, alone(p)
+            )
+    naive = stages = None
+    if pipeline_paths:
+        progress("naive single-thread loop")
+        naive = naive_run(clip, launch(REFERENCE), args.seconds)
+        progress("CPU cost of the stages around the model")
+        stages = stage_costs(clip, cfg, args.offline_frames)
+    report = {
+        "machine": machine(),
+        "weights": "synthetic (untrained)" if choice.synthetic else str(choice.path),
+        "frames": {"clips": [p.name for p in media], "measured": len(measure), "fit": len(fit)},
+        "pipeline_clip": {"name": clip.name, "network_shape": shape_key(clip_shape)},
+        "skipped": skipped,
+        "fidelity_bar": {"pearson_min": DEFAULT_BAR},
+        "model": model,
+        "standin_fidelity": standin,
+        "pipeline": pipeline,
+        "naive": naive,
+        "stages": stages,
+        "ratios": _ratios(model, shape_key(clip_shape), pipeline, naive, stages),
+    }
+    keys = [shape_key(s) for s in shapes]
+    text = tables(report, keys, main_key)
+    print(text)
+    _write(Path(args.json), json.dumps(report, indent=2))
+    if args.markdown:
+        _write(Path(args.markdown), document(report, keys, main_key, args.command))
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

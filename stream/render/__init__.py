@@ -1,0 +1,1 @@
+"""From depth map to picture: normalization, colour maps, layout and the text over it."""

@@ -1,0 +1,65 @@
+"""The Python API: ``from stream import open_depth``, as a robot program or a notebook uses it,
+on the bundled real clip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from stream import DepthFrame, open_depth
+from tests.conftest import ROOT
+
+STAGES = ("capture", "inference", "output")
+
+
+def test_frames_carry_the_picture_depth_metres_and_obstacles(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[calibration]\nscale = 0.02\nshift = 0.1\npoints = []\n")
+    with open_depth("sample", config=config, weights="synthetic") as frames:
+        got = [next(frames) for _ in range(3)]
+    assert all(isinstance(f, DepthFrame) for f in got)
+    assert got[0].seq < got[1].seq < got[2].seq
+    first = got[0]
+    assert first.bgr.shape == (272, 640, 3) and first.bgr.dtype == np.uint8
+    assert first.inverse_depth.shape == (272, 640) and first.inverse_depth.dtype == np.float32
+    assert first.metres is not None and first.metres.dtype == np.float32
+    # 1 / (scale * d + shift); where that is not positive, the line says "beyond infinity".
+    denom = 0.02 * first.inverse_depth.astype(np.float64) + 0.1
+    want = np.where(denom > 0, 1.0 / np.maximum(denom, 1e-12), np.inf)
+    np.testing.assert_allclose(first.metres, want, rtol=1e-6)
+    assert np.isfinite(first.metres).mean() > 0.5
+    assert first.obstacles is not None and first.obstacles.calibrated
+    assert len(first.obstacles.sectors) == 5 and first.obstacles.frame == first.seq
+    assert first.capture_time > 1e9  # wall clock, for a robot's log
+    assert not [t for t in threading.enumerate() if t.name in STAGES]
+
+
+def test_uncalibrated_frames_have_no_metres_and_the_stream_ends_with_its_source(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    stream = open_depth(str(ROOT / "capture" / "data" / "sample.mp4"), config, "synthetic")
+    try:
+        first = next(stream)
+        assert first.metres is None and not first.obstacles.calibrated
+        # The colours of the picture are the clip's own (BGR), not a heat map.
+        assert first.bgr.std() > 10
+    finally:
+        stream.close()
+    assert not [t for t in threading.enumerate() if t.name in STAGES]
+    assert list(stream) == []  # closed: iteration ends at once
+
+
+def test_importing_stream_leaves_the_api_unloaded_until_asked() -> None:
+    script = (
+        "import sys, stream; before = 'stream.api' in sys.modules; "
+        "from stream import open_depth; print(before, 'stream.api' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False True"

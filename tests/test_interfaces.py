@@ -1,0 +1,147 @@
+"""The interfaces are real: every source meets the Source protocol and every output the
+Sink protocol, and the window and the page change what is shown only through the
+renderer's thread-safe ``configure``."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import cv2
+import pytest
+
+from capture.camera import CameraSource
+from capture.file import FileSource
+from capture.network import NetworkSource
+from capture.sample import SAMPLE_PATH
+from capture.source import Source
+from capture.spec import open_source
+from stream.pipeline import Pipeline, Sink
+from stream.render.normalizer import EmaNormalizer
+from stream.render.renderer import DepthRenderer
+from stream.sinks.latest import LatestResult
+from stream.sinks.mp4 import Mp4Recorder
+from stream.sinks.progress import ProgressBar
+from stream.sinks.window import WindowDisplay
+from tests.conftest import ROOT
+from tests.test_rtsp import rtsp  # noqa: F401  (the real RTSP server fixture)
+from tests.test_web import serve
+from web.hub import FrameHub
+
+
+def classes_with(folder: str, members: set[str]) -> set[str]:
+    """Names of the classes under ``folder`` that define every one of ``members`` (protocols
+    themselves aside)."""
+    found = set()
+    for path in (ROOT / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            protocol = isinstance(node, ast.ClassDef) and any(
+                ast.unparse(base) == "Protocol" for base in node.bases
+            )
+            if isinstance(node, ast.ClassDef) and not protocol:
+                defined = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+                if members <= defined:
+                    found.add(node.name)
+    return found
+
+
+def test_every_source_meets_the_source_protocol(rtsp, tmp_path: Path) -> None:  # noqa: F811
+    """Real instances of each: a file, a real RTSP stream, and the webcam code on a file
+    through OpenCV's FFmpeg backend (no camera device exists here)."""
+    sources = [
+        FileSource(SAMPLE_PATH),
+        NetworkSource(rtsp.url),
+        CameraSource(str(SAMPLE_PATH), backend=cv2.CAP_FFMPEG),
+    ]
+    try:
+        for source in sources:
+            assert isinstance(source, Source), type(source).__name__
+            assert source.size == (272, 640) and source.fps > 0
+            assert source.status.state == "running"
+            assert next(iter(source)).rgb.shape == (272, 640, 3)
+    finally:
+        for source in sources:
+            source.stop()
+            source.close()
+    # Every class in capture/ that iterates frames is one of those checked above.
+    assert classes_with("capture", {"__iter__", "stop", "close"}) == {
+        type(s).__name__ for s in sources
+    }
+
+
+def test_every_output_meets_the_sink_protocol(tmp_path: Path) -> None:
+    sinks = [
+        Mp4Recorder(tmp_path / "out.mp4", 25.0),
+        WindowDisplay(tmp_path),
+        ProgressBar(None),
+        LatestResult(),
+        FrameHub(),
+    ]
+    for sink in sinks:
+        assert isinstance(sink, Sink), type(sink).__name__
+        sink.close()
+    names = {type(s).__name__ for s in sinks}
+    assert classes_with("stream/sinks", {"write", "close"}) <= names
+    assert classes_with("web", {"write", "close"}) <= names
+
+
+def test_a_pipeline_takes_only_sinks(estimator) -> None:
+    pipeline = Pipeline(
+        open_source("sample", live_file=False), estimator, DepthRenderer(EmaNormalizer())
+    )
+    with pipeline, pytest.raises(TypeError, match="not a Sink"):
+        pipeline.add_sink(lambda result: None)
+
+
+class WatchedRenderer(DepthRenderer):
+    """A real renderer that also notes every configure call."""
+
+    def __init__(self) -> None:
+        super().__init__(EmaNormalizer(), "inferno")
+        self.calls: list[dict] = []
+
+    def configure(self, **change):
+        self.calls.append(change)
+        return super().configure(**change)
+
+
+def test_the_window_changes_the_picture_through_the_renderer(estimator, tmp_path: Path) -> None:
+    renderer = WatchedRenderer()
+    pipeline = Pipeline(open_source("sample", live_file=False), estimator, renderer)
+    display = WindowDisplay(tmp_path)
+    with pipeline:
+        display.handle_key(ord("c"), pipeline)
+        display.handle_key(ord("f"), pipeline)
+    assert renderer.calls == [{"colormap": "turbo"}, {"freeze": True}]
+    assert renderer.settings().colormap == "turbo" and renderer.settings().freeze
+
+
+def test_the_page_changes_the_picture_through_the_renderer(estimator) -> None:
+    renderer = WatchedRenderer()
+
+    async def body(client, state):
+        answer = await client.post("/api/settings", json={"layout": "side-by-side"})
+        assert answer.status == 200
+        refused = await client.post("/api/settings", json={"layout": "stacked"})
+        assert refused.status == 400
+
+    serve(estimator, body, renderer=renderer)
+    assert [change["layout"] for change in renderer.calls] == ["side-by-side", "stacked"]
+    assert renderer.settings().layout == "side-by-side"
+
+
+def test_renderer_state_is_private_to_it() -> None:
+    """What a viewer may change lives in underscored attributes, reached only through
+    ``settings`` and ``configure``; no other module touches them."""
+    source = inspect.getsource(DepthRenderer.__init__)
+    for name in ("_normalizer", "_colorizer", "_layout"):
+        assert f"self.{name} =" in source
+    outside = [
+        path.relative_to(ROOT).as_posix()
+        for package in ("capture", "stream", "web")
+        for path in (ROOT / package).rglob("*.py")
+        if path.name != "renderer.py"
+        and any(f".{name}" in path.read_text() for name in ("_colorizer", "_layout", "_normalizer"))
+    ]
+    assert outside == []
