@@ -9,11 +9,20 @@ from stream.estimator import DepthEstimator, open_estimator
 from stream.obstacles import ObstacleMeter
 from stream.pipeline import Pipeline
 from stream.render.renderer import DepthRenderer
+from stream.stabilizer import Anchor, Stabilizer
 
 
 def renderer_for(cfg: Config, estimator: DepthEstimator) -> DepthRenderer:
     """A renderer as configured, stamping what the estimator's weights require."""
     return DepthRenderer.from_config(cfg.normalize, cfg.render, estimator.stamp)
+
+
+def stabilizer_for(cfg: Config) -> Stabilizer | None:
+    """The configured stabilizer (None when off), anchored on the calibration's frame."""
+    if not cfg.temporal.stabilize:
+        return None
+    anchor = cfg.calibration.anchor
+    return Stabilizer(cfg.temporal, Anchor.load(anchor) if anchor else None)
 
 
 def open_pipeline(
@@ -33,6 +42,7 @@ def open_pipeline(
     (else they play at their own pace, as a camera would).  ``obstacles``:
     the obstacle meter reads every frame, with the configured calibration.
     """
+    stabilizer = stabilizer_for(cfg)
     src = open_source(source, cfg.camera, cfg.network, live_file=not offline, loop=loop)
     try:
         estimator = open_estimator(cfg.model, weights)
@@ -49,4 +59,5 @@ def open_pipeline(
         overlay=overlay,
         log_interval=cfg.output.log_interval,
         readout=ObstacleMeter.from_config(cfg.obstacles, cfg.calibration) if obstacles else None,
+        stabilizer=stabilizer,
     )

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.affine import fit_scale_shift
+from stream.affine import fit_scale_shift, robust_scale_shift
 from stream.config import CalibrationConfig, write_section
 from stream.errors import UserError
+from stream.stabilizer import Anchor
 
 MIN_SPREAD = 1e-3
 Point = tuple[float, float, float]  # x, y (pixels of the frame), metres
@@ -72,17 +73,11 @@ def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
             "the network sees every calibration point at the same depth; "
             "pick points that look nearer and farther"
         )
-    keep = np.ones(d.size, bool)
-    s, t = fit_scale_shift(d, inv)
     if d.size > 3:
-        residual = inv - (s * d + t)
-        sigma = 1.4826 * np.median(np.abs(residual - np.median(residual)))
-        if sigma > 0:
-            keep = np.abs(residual) <= 3 * sigma
-            if keep.sum() >= 2 and np.ptp(inv[keep]) > 0:
-                s, t = fit_scale_shift(d[keep], inv[keep])
-            else:
-                keep[:] = True
+        s, t, keep = robust_scale_shift(d, inv)
+    else:
+        s, t = fit_scale_shift(d, inv)
+        keep = np.ones(d.size, bool)
     if s <= 0:
         raise UserError(
             "calibration is inconsistent: points that look nearer were given larger "
@@ -118,10 +113,17 @@ def calibrate(depth_maps: Sequence[np.ndarray], points: Sequence[Point], radius:
 
 
 def save(
-    path: Path, section: CalibrationConfig, points: Sequence[Point], radius: int, result: Fit
+    path: Path,
+    section: CalibrationConfig,
+    points: Sequence[Point],
+    radius: int,
+    result: Fit,
+    anchor: Anchor | None = None,
 ) -> CalibrationConfig:
     """Write ``result`` with its points into ``[calibration]`` of ``path``, the rest of the file
-    as it was; returns the new section.  A file that cannot be written is a UserError."""
+    as it was, and the frame it was fitted on (``anchor``) beside it; returns the new
+    section.  A file that cannot be written is a UserError."""
+    anchor_file = path.with_name(f"{path.stem}.anchor.npz")
     new = dataclasses.replace(
         section,
         points=[list(p) for p in points],
@@ -129,8 +131,11 @@ def save(
         scale=result.scale,
         shift=result.shift,
         rms_error_m=round(result.rms_error_m, 4),
+        anchor=anchor_file.name if anchor is not None else "",
     )
     try:
+        if anchor is not None:
+            anchor.save(anchor_file)
         write_section(path, "calibration", new)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

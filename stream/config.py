@@ -69,6 +69,26 @@ class NormalizeConfig:
 
 
 @dataclass
+class TemporalConfig:
+    """Stabilization: each frame's depth aligned to the last (scale and shift fitted on the
+    pixels that did not change in the image), then smoothed per pixel where nothing moved.
+
+    ``static_threshold``: how much a pixel's brightness may change (after removing a
+    global gain and offset, as a fraction of the image's range) and still count as
+    static.  ``min_static``: the fraction of static pixels a fit needs; with fewer the
+    frame passes through and the reference restarts.  ``cut_static``: below this fraction
+    the frame is a scene cut and every smoothed value is dropped.  ``pixel_ema``: the new
+    frame's weight in the per-pixel smoothing.
+    """
+
+    stabilize: bool = True
+    static_threshold: float = 0.04
+    min_static: float = 0.3
+    cut_static: float = 0.05
+    pixel_ema: float = 0.3
+
+
+@dataclass
 class RenderConfig:
     """How a depth map becomes a picture."""
 
@@ -108,13 +128,19 @@ class WebConfig:
 
 @dataclass
 class CalibrationConfig:
-    """Known distances and the fitted metric conversion (written by ``calibrate``)."""
+    """Known distances and the fitted metric conversion (written by ``calibrate``).
+
+    ``anchor``: the file holding the calibration frame's image and stabilized depth, so
+    later runs align their depth to the frame the conversion was fitted on; a relative
+    path is relative to the config file.
+    """
 
     points: list[list[float]] = field(default_factory=list)
     radius: int = 2
     scale: float = 0.0
     shift: float = 0.0
     rms_error_m: float = 0.0
+    anchor: str = ""
     refit: bool = False
     refit_ema: float = 0.2
 
@@ -137,6 +163,7 @@ class Config:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -173,6 +200,14 @@ def _validate(cfg: Config) -> None:
         )
     if not 0 < n.ema <= 1:
         raise UserError(f"config: normalize.ema must be in (0, 1], got {n.ema}")
+    t = cfg.temporal
+    if not 0 < t.static_threshold < 1 or not 0 <= t.cut_static <= t.min_static < 1:
+        raise UserError(
+            "config: temporal needs 0 < static_threshold < 1 and "
+            "0 <= cut_static <= min_static < 1"
+        )
+    if not 0 < t.pixel_ema <= 1:
+        raise UserError(f"config: temporal.pixel_ema must be in (0, 1], got {t.pixel_ema}")
     if cfg.render.colormap not in COLORMAPS:
         raise UserError(
             f"config: render.colormap {cfg.render.colormap!r} is not one of {', '.join(COLORMAPS)}"
@@ -274,7 +309,11 @@ def load_config(path: str | Path | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config: {path} is not valid TOML: {exc}") from None
-    return config_from_dict(data)
+    cfg = config_from_dict(data)
+    anchor = cfg.calibration.anchor
+    if anchor and not Path(anchor).is_absolute():
+        cfg.calibration.anchor = str(path.parent / anchor)
+    return cfg
 
 
 def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:

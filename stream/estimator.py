@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -29,11 +30,19 @@ class DepthMap:
     """The network's answer for one image.
 
     ``raw``: float32 at network resolution (bigger = nearer, relative units).
-    ``depth``: the same resized (bicubic) to the image size.
+    ``size``: the image's (height, width).  ``depth``: ``raw`` resized (bicubic)
+    to it, made on first use, so a map replaced before anyone looks (by the
+    stabilizer) costs no resize.
     """
 
     raw: np.ndarray
-    depth: np.ndarray
+    size: tuple[int, int]
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        if self.raw.shape == self.size:
+            return self.raw
+        return resize_depth(self.raw, self.size)
 
 
 class DepthEstimator:
@@ -63,7 +72,7 @@ class DepthEstimator:
 
     def __call__(self, rgb: np.ndarray) -> DepthMap:
         raw = self.raw(to_net_input(rgb, self.input_size))
-        return DepthMap(raw=raw, depth=resize_depth(raw, rgb.shape[:2]))
+        return DepthMap(raw, rgb.shape[:2])
 
 
 def resize_depth(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:

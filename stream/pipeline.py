@@ -30,6 +30,7 @@ from stream.frame_queue import FrameQueue
 from stream.obstacles import ObstacleReading
 from stream.render.overlay import draw_figures, draw_sectors
 from stream.render.renderer import DepthRenderer
+from stream.stabilizer import Stabilizer
 from stream.stats import RunStats, format_line
 
 log = logging.getLogger("depthstream")
@@ -55,6 +56,8 @@ class Result:
 
     ``view``: the rendered BGR image (the output's own copy).  ``far``,
     ``near``: the colour range it was rendered with, in relative inverse depth.
+    ``depth`` is stabilized when the pipeline stabilizes; ``stabilizer`` then
+    says how (aligned, passthrough or reset), else it is None.
     """
 
     frame: Frame
@@ -65,6 +68,7 @@ class Result:
     far: float
     near: float
     obstacles: ObstacleReading | None = None
+    stabilizer: str | None = None
 
 
 @runtime_checkable
@@ -113,11 +117,13 @@ class Pipeline(AbstractContextManager):
         overlay: bool = True,
         log_interval: float = 5.0,
         readout: Readout | None = None,
+        stabilizer: Stabilizer | None = None,
     ) -> None:
         self.source = source
         self.estimator = estimator
         self.renderer = renderer
         self.readout = readout
+        self.stabilizer = stabilizer
         self.max_frames = max_frames
         self.overlay = overlay
         self.log_interval = log_interval
@@ -206,6 +212,11 @@ class Pipeline(AbstractContextManager):
 
     def _deliver(self, item: Inferred) -> None:
         frame, depth, inference_ms = item.frame, item.depth, item.inference_ms
+        state = None
+        if self.stabilizer is not None:
+            steady = self.stabilizer.apply(frame.rgb, depth.raw)
+            depth, state = DepthMap(steady.depth, depth.size), steady.state
+            self.stats.record_stabilizer(state)
         rendered = self.renderer.render(frame.rgb, depth)
         # A copy: outputs in other threads keep it while the renderer reuses its buffer.
         view = rendered.image.copy()
@@ -216,7 +227,7 @@ class Pipeline(AbstractContextManager):
                 draw_sectors(view, obstacles, rendered.layout == SIDE_BY_SIDE)
             draw_figures(view, self.stats.recent_fps, inference_ms, age_ms)
         result = Result(
-            frame, depth, view, inference_ms, age_ms, rendered.far, rendered.near, obstacles
+            frame, depth, view, inference_ms, age_ms, rendered.far, rendered.near, obstacles, state
         )
         for sink in self._sinks:
             sink.write(result)

@@ -67,6 +67,7 @@ class RunStats:
         self._recent: deque[float] = deque(maxlen=30)
         self.age_buckets = [0] * len(AGE_BUCKETS_MS)
         self.age_sum_ms = 0.0
+        self.stabilizer: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def record(self, inference_ms: float, age_ms: float) -> None:
@@ -89,6 +90,11 @@ class RunStats:
         """A frame the model or the renderer could not process (not the source's fault)."""
         with self._lock:
             self.frames_failed += 1
+
+    def record_stabilizer(self, state: str) -> None:
+        """How the stabilizer treated a frame (aligned, passthrough or reset)."""
+        with self._lock:
+            self.stabilizer[state] = self.stabilizer.get(state, 0) + 1
 
     @property
     def fps(self) -> float:
@@ -118,6 +124,7 @@ class RunStats:
                 "frame_age_ms": _summary(self.frame_age_ms),
                 "reconnects": reconnects,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
+                **({"stabilizer": dict(self.stabilizer)} if self.stabilizer else {}),
             }
 
 
@@ -144,5 +151,8 @@ def format_line(summary: dict[str, Any]) -> str:
     ):
         if summary[key]:
             parts.append(f"{label} {summary[key]}")
+    if summary.get("stabilizer"):
+        counts = summary["stabilizer"]
+        parts.append(f"aligned {counts.get('aligned', 0) / max(sum(counts.values()), 1):.0%}")
     parts.append(f"rss {rss / 1024:.1f} GB" if rss >= 1024 else f"rss {rss:.0f} MB")
     return " | ".join(parts)

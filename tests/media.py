@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from capture.sample import SAMPLE_PATH
 
@@ -31,3 +33,35 @@ def count_frames(path: Path) -> tuple[int, int, int, str]:
         stream = container.streams.video[0]
         count = sum(1 for _ in container.decode(stream))
         return count, stream.width, stream.height, stream.codec_context.name
+
+
+def first_frame(width: int = 320, height: int = 136) -> np.ndarray:
+    """The sample clip's first frame, scaled, as RGB."""
+    with av.open(str(SAMPLE_PATH)) as src:
+        frame = next(src.decode(video=0))
+        return frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+
+
+def encode_rgb(path: Path, frames: Iterable[np.ndarray], fps: int = 25) -> Path:
+    """RGB frames to an H.264 MP4 (the size of the first frame)."""
+    with av.open(str(path), "w") as dst:
+        out = None
+        for i, rgb in enumerate(frames):
+            if out is None:
+                out = dst.add_stream("libx264", rate=fps)
+                out.height, out.width = rgb.shape[:2]
+                out.pix_fmt = "yuv420p"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            dst.mux(out.encode(frame))
+        if out is not None:
+            dst.mux(out.encode(None))
+    return path
+
+
+def exposure_flicker(still: np.ndarray, frames: int, swing: float = 0.15, seed: int = 0):
+    """``still`` over and over, each frame's brightness scaled by a random gain in
+    1 +- ``swing`` (what auto-exposure does to a static camera)."""
+    gains = np.random.default_rng(seed).uniform(1 - swing, 1 + swing, frames)
+    for gain in gains:
+        yield np.clip(still.astype(np.float32) * gain, 0, 255).astype(np.uint8)

@@ -75,6 +75,7 @@ def test_a_worker_holds_one_input_shape(tmp_path: Path) -> None:
         worker.close()
 
 
+@pytest.mark.timeout(960)
 def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     """Real clips from ../shared when present; every path, the pipeline, serve, the baseline."""
     media = SHARED / "media" / "videos"
@@ -116,6 +117,13 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     assert len(runs["serve_1"]["viewer_fps"]) == 1 and len(runs["serve_3"]["viewer_fps"]) == 3
     assert all(fps > 0 for fps in runs["serve_3"]["viewer_fps"])
     assert report["naive"]["fps"] > 0 and report["naive"]["frames_processed"] > 0
+    assert report["stages"]["stabilize"]["cpu_ms"] > 0
+    stability = report["stability"]
+    assert set(stability) == set(report["frames"]["clips"])
+    for clip in stability.values():
+        assert set(clip["variants"]) == {"raw", "ema", "stabilized"}
+        assert all(v["pairs"] == 5 and v["instability"] > 0 for v in clip["variants"].values())
+    assert "Temporal stability" in (tmp_path / "bench.md").read_text()
     stages = report["stages"]
     assert list(stages) == ["decode", "network input", "depth resize + render", "encode"]
     assert all(c["cpu_ms"] > 0 and c["wall_ms"] > 0 for c in stages.values())

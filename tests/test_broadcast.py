@@ -49,7 +49,7 @@ def clip_results(count: int) -> list[Result]:
     return [
         Result(
             Frame(rgb, i, None, time.monotonic()),
-            DepthMap(empty, empty),
+            DepthMap(empty, empty.shape),
             rgb[..., ::-1],
             inference_ms=0,
             age_ms=0,

@@ -103,10 +103,14 @@ def test_unknown_colormap_is_refused() -> None:
 def test_untrained_stamp_is_drawn_in_red() -> None:
     depth = np.tile(np.linspace(0, 1, 320, dtype=np.float32), (240, 1))
     rgb = np.zeros((240, 320, 3), np.uint8)
-    plain = DepthRenderer(EmaNormalizer(), "gray").render(rgb, DepthMap(depth, depth)).image.copy()
+    plain = (
+        DepthRenderer(EmaNormalizer(), "gray")
+        .render(rgb, DepthMap(depth, depth.shape))
+        .image.copy()
+    )
     stamped = (
         DepthRenderer(EmaNormalizer(), "gray", stamp=UNTRAINED_STAMP)
-        .render(rgb, DepthMap(depth, depth))
+        .render(rgb, DepthMap(depth, depth.shape))
         .image
     )
     changed = np.any(plain != stamped, axis=2)
@@ -120,7 +124,7 @@ def test_side_by_side_puts_the_original_left() -> None:
     depth = np.ones((10, 12), np.float32)
     view = (
         DepthRenderer(EmaNormalizer(), "inferno", "side-by-side")
-        .render(rgb, DepthMap(depth, depth))
+        .render(rgb, DepthMap(depth, depth.shape))
         .image
     )
     assert view.shape == (10, 24, 3)

@@ -20,6 +20,7 @@ from capture.spec import open_source
 from stream.pipeline import Pipeline, Sink
 from stream.render.normalizer import EmaNormalizer
 from stream.render.renderer import DepthRenderer
+from stream.sinks.depth_mkv import DepthRecorder
 from stream.sinks.latest import LatestResult
 from stream.sinks.mp4 import Mp4Recorder
 from stream.sinks.progress import ProgressBar
@@ -73,6 +74,7 @@ def test_every_source_meets_the_source_protocol(rtsp, tmp_path: Path) -> None:  
 def test_every_output_meets_the_sink_protocol(tmp_path: Path) -> None:
     sinks = [
         Mp4Recorder(tmp_path / "out.mp4", 25.0),
+        DepthRecorder(tmp_path / "depth.mkv", 25.0, paced=False),
         WindowDisplay(tmp_path),
         ProgressBar(None),
         LatestResult(),

@@ -71,8 +71,10 @@ def test_parity_on_all_shared_cases(name: str, shared: Path, estimator: DepthEst
     check_case(shared / "reference" / "midas_small_synthetic" / "cases" / name, estimator)
 
 
-def test_eager_single_thread_is_bit_exact(synthetic_model) -> None:
-    """With the reference's thread count the eager network matches to the last bit."""
+def test_eager_single_thread_matches_the_reference(synthetic_model) -> None:
+    """With the reference's thread count the eager network matches the official code's
+    output to the last bit on an AVX-512 CPU; an AVX2-only CPU runs other kernels, whose
+    float32 re-association moves it by at most 5e-5 of the range."""
     case = DATA / "cases" / "chelsea"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -81,7 +83,11 @@ def test_eager_single_thread_is_bit_exact(synthetic_model) -> None:
             out = synthetic_model.model(torch.from_numpy(np.load(case / "net_input.npy"))[None])
     finally:
         torch.set_num_threads(threads)
-    np.testing.assert_array_equal(out[0].numpy(), np.load(case / "raw_output.npy"))
+    got, want = out[0].numpy(), np.load(case / "raw_output.npy")
+    if "avx512f" in Path("/proc/cpuinfo").read_text():
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert np.abs(got - want).max() / np.ptp(want) <= 5e-5
 
 
 def test_traced_equals_eager(synthetic_model, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import time
 
 from aiohttp import web
 
+from stream.stabilizer import STATES
 from stream.stats import AGE_BUCKETS_MS
 from web.state import STATE, ServerState
 
@@ -69,6 +70,16 @@ async def metrics(request: web.Request) -> web.Response:
         "VP8 packets encoded for viewers (once each, however many watch).",
         state.broadcast.encoded,
     )
+    if pipeline.stabilizer is not None:
+        lines += [
+            "# HELP depthstream_stabilizer_frames_total Frames by how the stabilizer took them.",
+            "# TYPE depthstream_stabilizer_frames_total counter",
+        ]
+        counts = summary.get("stabilizer", {})
+        lines += [
+            f'depthstream_stabilizer_frames_total{{state="{name}"}} {counts.get(name, 0)}'
+            for name in STATES
+        ]
     lines += [
         "# HELP depthstream_inference_seconds Model inference time per frame.",
         "# TYPE depthstream_inference_seconds summary",

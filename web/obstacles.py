@@ -63,10 +63,16 @@ async def calibrate(request: web.Request) -> web.Response:
     except UserError as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     meter.calibrate(result, points)
+    stabilizer = state.pipeline.stabilizer
+    anchor = stabilizer.anchor() if stabilizer is not None else None
+    if stabilizer is not None:
+        stabilizer.use_anchor(anchor)
     saved = None
     if state.config_path is not None:
         try:
-            calibration.save(state.config_path, state.cfg.calibration, points, radius, result)
+            calibration.save(
+                state.config_path, state.cfg.calibration, points, radius, result, anchor
+            )
             saved = str(state.config_path)
         except UserError as exc:
             log.warning("calibration applied but not saved: %s", exc)

@@ -63,6 +63,7 @@ def frame_record(pipeline: Pipeline) -> Callable[[Result], dict[str, Any]]:
             "near": result.near,
             "far": result.far,
             "source": pipeline.source.status.state,
+            "stabilizer": result.stabilizer,
             "obstacles": result.obstacles.to_dict() if result.obstacles else None,
         }
 

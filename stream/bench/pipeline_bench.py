@@ -195,3 +195,16 @@ def naive_run(clip: Path, launch: Launch, seconds: float) -> dict[str, Any]:
         lines = proc.stderr.strip().splitlines()
         raise UserError(f"bench naive baseline failed: {lines[-1] if lines else proc.returncode}")
     return json.loads(proc.stdout)
+
+
+def stability_run(media: list[Path], launch: Launch, frames: int, scratch: Path) -> dict[str, Any]:
+    """``depthstream eval --video`` on every clip: raw, EMA-range and stabilized depth."""
+    out = scratch / "stability.json"
+    args = _cli("eval", *launch.flags(), "--frames", str(frames), "--json", str(out))
+    for clip in media:
+        args += ["--video", str(clip)]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise UserError(f"bench stability run failed: {lines[-1] if lines else proc.returncode}")
+    return json.loads(out.read_text())["clips"]

@@ -9,6 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from stream.stability import VARIANTS
+
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
@@ -178,6 +180,21 @@ def ratio_table(ratios: dict[str, dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def stability_table(clips: dict[str, dict[str, Any]]) -> str:
+    head = ["clip"] + [f"{v} {m}" for v in VARIANTS for m in ("inst", "warp")] + ["aligned"]
+    rows = []
+    for name, result in clips.items():
+        cells = result["variants"]
+        states = result["stabilizer"]
+        aligned = states.get("aligned", 0) / max(sum(states.values()), 1)
+        rows.append(
+            [name]
+            + [cells[v][k] for v in VARIANTS for k in ("instability", "warped_error")]
+            + [f"{aligned:.0%}"]
+        )
+    return _table(head, rows)
+
+
 def stage_table(stages: dict[str, dict[str, float]]) -> str:
     rows = [[name, c["cpu_ms"], c["wall_ms"]] for name, c in stages.items()]
     return _table(["stage", "CPU ms", "wall ms"], rows)
@@ -217,6 +234,16 @@ def tables(report: dict[str, Any], keys: list[str], main_key: str) -> str:
         ]
     if report["stages"]:
         parts += ["", "CPU per frame around the model:", "", stage_table(report["stages"])]
+    if report.get("stability"):
+        parts += [
+            "",
+            "Temporal stability, torch fp32 (instability: mean frame-to-frame change on "
+            "pixels static in the image; warp: flow-warped error; both in units of the "
+            "depth's 2-98% range; raw = each frame in its own range, ema = the EMA colour "
+            "range alone, stabilized = stabilized depth in the EMA range):",
+            "",
+            stability_table(report["stability"]),
+        ]
     if report["ratios"]:
         parts += [
             "",

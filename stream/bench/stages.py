@@ -26,11 +26,12 @@ import numpy as np
 
 from capture.file import FileSource
 from stream.config import Config
-from stream.estimator import UNTRAINED_STAMP, DepthMap, resize_depth
+from stream.estimator import UNTRAINED_STAMP, DepthMap
 from stream.pipeline import leave_cores_to_the_model
 from stream.render.overlay import draw_figures
 from stream.render.renderer import DepthRenderer
 from stream.sinks.mp4 import Mp4Recorder
+from stream.stabilizer import Stabilizer
 from stream.stats import cpu_seconds
 from stream.transform import network_size, to_net_input
 
@@ -54,7 +55,8 @@ def _stand_in_depth(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def stage_costs(clip: Path, cfg: Config, frames: int) -> dict[str, dict[str, float]]:
-    """CPU-ms per frame of decode, network input, depth resize + render, and H.264 encode
+    """CPU-ms per frame of decode, network input, stabilization, depth resize + render, and
+    H.264 encode
     (with ``cfg``'s preset, so presets can be compared), OpenCV threaded as the pipeline
     runs it."""
     leave_cores_to_the_model()
@@ -77,11 +79,15 @@ def stage_costs(clip: Path, cfg: Config, frames: int) -> dict[str, dict[str, flo
     renderer = DepthRenderer.from_config(cfg.normalize, cfg.render, UNTRAINED_STAMP)
     raws = [_stand_in_depth(rgb, size) for rgb in decoded]
     views: list[np.ndarray] = []
+    stabilizer = Stabilizer(cfg.temporal)
+    costs["stabilize"] = _charge(
+        lambda: len([stabilizer.apply(rgb, raw) for rgb, raw in zip(decoded, raws, strict=True)])
+    )
 
     def render() -> int:
         for rgb, raw in zip(decoded, raws, strict=True):
             view = renderer.render(
-                rgb, DepthMap(raw, resize_depth(raw, rgb.shape[:2]))
+                rgb, DepthMap(raw, rgb.shape[:2])
             ).image.copy()
             draw_figures(view, 25.0, 30.0, 40.0)
             views.append(view)

@@ -31,7 +31,7 @@ from stream.bench.model_bench import (
     time_alone,
     time_paths,
 )
-from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs
+from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs, stability_run
 from stream.bench.report import document, machine, tables
 from stream.bench.stages import cpu_bound_fps, stage_costs
 from stream.bench.tolerances import DEFAULT_BAR
@@ -209,6 +209,10 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
             pipeline[p.label] = pipeline_runs(
                 clip, launch(p), args.seconds, args.offline_frames, progress, alone(p)
             )
+        stability = None
+        if pipeline_paths:
+            progress("temporal stability of every clip")
+            stability = stability_run(media, launch(REFERENCE), args.offline_frames, scratch)
     naive = stages = None
     if pipeline_paths:
         progress("naive single-thread loop")
@@ -227,6 +231,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
         "pipeline": pipeline,
         "naive": naive,
         "stages": stages,
+        "stability": stability,
         "ratios": _ratios(model, shape_key(clip_shape), pipeline, naive, stages),
     }
     keys = [shape_key(s) for s in shapes]

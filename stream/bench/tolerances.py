@@ -4,8 +4,9 @@ fp32 paths differ only by float32 re-association: ``max_rel_err`` bounds the
 largest difference as a fraction of the output's range.  The random weights
 amplify rounding: folding batch norm exactly (float64) and running eager
 already moves the output by up to 1.05e-4 of its range, so any fused or
-reordered fp32 graph is held to 2e-4 (the eager network itself is
-bit-exact, and tested so).  Reduced precision is judged by Pearson
+reordered fp32 graph is held to 2e-4 (the eager network itself matches
+the reference to the last bit on AVX-512 CPUs, and to float32 rounding on
+AVX2-only ones, and is tested so).  Reduced precision is judged by Pearson
 correlation; on random weights it is far worse than on trained ones, so
 these floors only catch a broken path, and the fidelity bar for making a
 path the default (r >= :data:`DEFAULT_BAR`) is what the benchmark checks.
@@ -35,6 +36,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "fp32": FP32,
     "bf16": Tolerance(min_pearson=0.75),
     "bf16-decoder": Tolerance(min_pearson=DEFAULT_BAR),
-    "int8": Tolerance(min_pearson=0.5),
+    # 0.47 on one case on an AVX2-only CPU (no VNNI: int8 products saturate at 16 bits).
+    "int8": Tolerance(min_pearson=0.4),
     "int8-decoder": Tolerance(min_pearson=DEFAULT_BAR),
 }

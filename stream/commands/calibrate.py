@@ -11,11 +11,12 @@ import numpy as np
 from capture.image import read_image
 from stream.assembly import open_pipeline
 from stream.calibration import calibrate, save
-from stream.commands.common import config, config_target
+from stream.commands.common import add_stabilize_option, config, config_target
 from stream.config import Config
 from stream.errors import UserError
 from stream.estimator import open_estimator
 from stream.pipeline import Result
+from stream.stabilizer import Anchor, grey_at
 
 log = logging.getLogger("depthstream")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -52,6 +53,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         help="frames of a video source to average over (default: 10)",
     )
     p.add_argument("--radius", type=int, metavar="PX", help="half-size of each point's window")
+    add_stabilize_option(p)
     p.set_defaults(run=run)
 
 
@@ -68,16 +70,24 @@ class _DepthMaps:
         """Nothing to release."""
 
 
-def _depth_maps(spec: str, cfg: Config, weights: str | None, frames: int) -> list[np.ndarray]:
+def _depth_maps(
+    spec: str, cfg: Config, weights: str | None, frames: int
+) -> tuple[list[np.ndarray], Anchor | None]:
+    """The frame-size depth maps to fit on, and the frame they are in the space of (None
+    when stabilization is off: then no later frame can be brought back into it)."""
     if Path(spec).suffix.lower() in IMAGE_SUFFIXES:
-        return [open_estimator(cfg.model, weights)(read_image(spec)).depth]
+        rgb = read_image(spec)
+        depth = open_estimator(cfg.model, weights)(rgb)
+        anchor = Anchor(grey_at(rgb, depth.raw.shape), depth.raw)
+        return [depth.depth], anchor if cfg.temporal.stabilize else None
     maps = _DepthMaps()
     with open_pipeline(
         cfg, spec, weights=weights, offline=True, overlay=False, max_frames=frames
     ) as pipeline:
         pipeline.add_sink(maps)
         pipeline.run()
-    return maps.maps
+    stabilizer = pipeline.stabilizer
+    return maps.maps, stabilizer.anchor() if stabilizer is not None else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,11 +96,11 @@ def run(args: argparse.Namespace) -> int:
     if len(args.point) < 2:
         raise UserError("calibration needs at least 2 --point X,Y,METRES")
     radius = cfg.calibration.radius if args.radius is None else args.radius
-    maps = _depth_maps(args.source, cfg, args.weights, max(args.frames, 1))
+    maps, anchor = _depth_maps(args.source, cfg, args.weights, max(args.frames, 1))
     if not maps:
         raise UserError(f"{args.source}: no frame could be read")
     result = calibrate(maps, args.point, radius)
-    save(target, cfg.calibration, args.point, radius, result)
+    save(target, cfg.calibration, args.point, radius, result, anchor)
     print(
         f"calibrated on {result.used} point(s) ({result.rejected} rejected as outliers) "
         f"over {len(maps)} frame(s): scale {result.scale:.6g}, shift {result.shift:.6g}, "

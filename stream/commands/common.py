@@ -59,6 +59,15 @@ def config(args: argparse.Namespace) -> Config:
         },
         render={"colormap": args.colormap, "layout": getattr(args, "layout", None)},
         web={"host": getattr(args, "host", None), "port": getattr(args, "port", None)},
+        temporal={"stabilize": getattr(args, "stabilize", None)},
+    )
+
+
+def add_stabilize_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stabilize",
+        action=argparse.BooleanOptionalAction,
+        help="steady depth values over time ([temporal] stabilize, on by default)",
     )
 
 

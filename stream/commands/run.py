@@ -10,9 +10,11 @@ from pathlib import Path
 
 from capture.sample import SAMPLE_NAME
 from stream.assembly import open_pipeline
-from stream.commands.common import add_stats_option, config, write_stats
+from stream.calibration import stored_fit
+from stream.commands.common import add_stabilize_option, add_stats_option, config, write_stats
 from stream.config import LAYOUTS
 from stream.errors import UserError
+from stream.sinks.depth_mkv import DepthRecorder
 from stream.sinks.mp4 import Mp4Recorder
 from stream.sinks.progress import ProgressBar
 from stream.sinks.window import WindowDisplay, check_display
@@ -38,6 +40,12 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         help="show an OpenCV window (default) or run headless",
     )
     p.add_argument("--record", metavar="OUT.mp4", help="record what is shown as H.264 MP4")
+    p.add_argument(
+        "--record-depth",
+        metavar="OUT.mkv",
+        help="record the (stabilized) depth losslessly: FFV1 16-bit, frame size, "
+        "millimetres when calibrated; unit and scale in the file and OUT.json",
+    )
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
     p.add_argument(
         "--mode",
@@ -61,6 +69,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         help="show the nearest obstacle per sector ([obstacles], [calibration])",
     )
     p.add_argument("--no-overlay", action="store_true", help="no text over the view")
+    add_stabilize_option(p)
     p.set_defaults(run=run)
 
 
@@ -73,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     window = args.display == "window"
     if window:
         check_display()
-    offline = args.mode == "offline" if args.mode else (not window and bool(args.record))
+    recording = bool(args.record or args.record_depth)
+    offline = args.mode == "offline" if args.mode else (not window and recording)
     display = WindowDisplay(Path(args.snapshot_dir)) if window else None
     with open_pipeline(
         cfg,
@@ -89,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         if args.record:
             o = cfg.output
             pipeline.add_sink(Mp4Recorder(args.record, source.fps, o.crf, o.preset, not offline))
+        if args.record_depth:
+            fit = stored_fit(cfg.calibration)
+            pipeline.add_sink(DepthRecorder(args.record_depth, source.fps, not offline, fit))
         if offline:
             total = min(filter(None, (source.frame_count, args.frames)), default=None)
             pipeline.add_sink(ProgressBar(total))

@@ -11,7 +11,13 @@ import argparse
 
 from capture.sample import SAMPLE_NAME
 from stream.assembly import open_pipeline
-from stream.commands.common import add_stats_option, config, config_target, write_stats
+from stream.commands.common import (
+    add_stabilize_option,
+    add_stats_option,
+    config,
+    config_target,
+    write_stats,
+)
 from stream.config import LAYOUTS
 from stream.errors import UserError
 
@@ -31,6 +37,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="port (default: 8080)")
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
     add_stats_option(p)
+    add_stabilize_option(p)
     p.set_defaults(run=run)
 
 
