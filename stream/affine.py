@@ -13,12 +13,15 @@ MAD_TO_SIGMA = 1.4826
 
 
 def fit_scale_shift(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """``(s, t)`` minimising ``||s * x + t - y||^2`` over all elements, in float64."""
+    """``(s, t)`` minimising ``||s * x + t - y||^2`` over all elements, in float64 (the
+    closed form on centred values; ``s`` is 0 when ``x`` has no spread)."""
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
-    a = np.stack([x, np.ones_like(x)], axis=1)
-    (s, t), *_ = np.linalg.lstsq(a, y, rcond=None)
-    return float(s), float(t)
+    mx, my = x.mean(), y.mean()
+    dx = x - mx
+    var = float(dx @ dx)
+    s = float(dx @ (y - my)) / var if var > 0 else 0.0
+    return s, float(my - s * mx)
 
 
 def robust_scale_shift(
@@ -40,10 +43,17 @@ def robust_scale_shift(
     for _ in range(rounds if x.size > 2 else 0):
         residual = y - (s * x + t)
         inside = residual[keep]
-        sigma = max(MAD_TO_SIGMA * float(np.median(np.abs(inside - np.median(inside)))), floor)
+        sigma = max(MAD_TO_SIGMA * _middle(np.abs(inside - _middle(inside))), floor)
         inliers = np.abs(residual) <= k * sigma
         if np.array_equal(inliers, keep) or inliers.sum() < 2 or np.ptp(x[inliers]) <= 0:
             break
         keep = inliers
         s, t = fit_scale_shift(x[keep], y[keep])
     return s, t, keep
+
+
+def _middle(values: np.ndarray) -> float:
+    """The median's upper middle element (cheaper than :func:`numpy.median`; the same for
+    an odd count)."""
+    k = values.size // 2
+    return float(np.partition(values, k)[k])

@@ -28,7 +28,7 @@ from stream.errors import UserError
 
 ALIGNED, PASSTHROUGH, RESET = "aligned", "passthrough", "reset"
 STATES = (ALIGNED, PASSTHROUGH, RESET)
-MAX_FIT_POINTS = 4096
+MAX_FIT_POINTS = 2048
 GROW_CHANGED = np.ones((5, 5), np.uint8)
 MOVED_PX = 1.0
 
@@ -91,7 +91,7 @@ def static_mask(grey: np.ndarray, reference: np.ndarray, threshold: float) -> np
     """Pixels whose brightness did not change beyond ``threshold`` of the image's range once
     a global gain and offset are removed, shrunk away from every changed pixel."""
     every = np.arange(0, grey.size, max(grey.size // MAX_FIT_POINTS, 1))
-    gain, offset, _ = robust_scale_shift(reference.ravel()[every], grey.ravel()[every])
+    gain, offset, _ = robust_scale_shift(reference.ravel()[every], grey.ravel()[every], rounds=2)
     lo, hi = np.percentile(reference.ravel()[every], [2, 98])
     changed = np.abs(grey - (gain * reference + offset)) > threshold * max(hi - lo, 1.0)
     changed = cv2.dilate(changed.view(np.uint8), GROW_CHANGED)
@@ -175,7 +175,7 @@ class Stabilizer:
         x, y = raw.ravel()[index], target.ravel()[index]
         if np.ptp(x) <= 1e-6 * max(abs(float(x.mean())), 1.0):
             return None
-        scale, shift, _ = robust_scale_shift(x, y)
+        scale, shift, _ = robust_scale_shift(x, y, rounds=2)
         if not np.isfinite(scale) or scale <= 0:
             return None
         return scale, shift

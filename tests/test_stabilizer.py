@@ -244,3 +244,77 @@ def test_calibrated_metres_hold_still_under_exposure_flicker(tmp_path, flicker_c
     print(f"frame-to-frame jitter (m): {jitter}; mean error at the points (m): {error}")
     assert jitter["--stabilize"] <= 0.5 * jitter["--no-stabilize"]
     assert error["--stabilize"] <= error["--no-stabilize"]
+
+
+def test_the_flags_switch_it_and_the_stats_count_its_states(tmp_path) -> None:
+    figures = {}
+    for flag in ("--stabilize", "--no-stabilize"):
+        stats = tmp_path / f"stats{flag}.json"
+        proc = run_synthetic(
+            "run", "sample", "--display", "none", "--mode", "offline", "--frames", "6",
+            "--stats-json", str(stats), flag,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        figures[flag] = json.loads(stats.read_text())
+    on = figures["--stabilize"]
+    assert sum(on["stabilizer"].values()) == on["frames_processed"] == 6
+    assert on["stabilizer"][RESET] == 1
+    assert "stabilizer" not in figures["--no-stabilize"]
+
+
+def test_the_depth_recording_gives_back_the_depth_and_the_heat_maps_timestamps(
+    tmp_path, estimator
+) -> None:
+    """Uncalibrated: every pixel turns back into the shown depth to within its quantization
+    step, through the file's own tags; frames carry the MP4 recording's timestamps."""
+    from capture.spec import open_source
+    from stream.pipeline import Pipeline
+    from stream.render.normalizer import EmaNormalizer
+    from stream.render.renderer import DepthRenderer
+    from stream.sinks.depth_mkv import DepthRecorder
+    from stream.sinks.mp4 import Mp4Recorder
+    from tests.sinks import CallSink
+
+    shown: list[np.ndarray] = []
+    source = open_source("sample", live_file=True)
+    depth_path, video_path = tmp_path / "d.mkv", tmp_path / "v.mp4"
+    pipeline = Pipeline(
+        source,
+        estimator,
+        DepthRenderer(EmaNormalizer(), "gray"),
+        [
+            DepthRecorder(depth_path, source.fps, paced=True),
+            Mp4Recorder(video_path, source.fps, paced=True),
+            CallSink(lambda r: shown.append(r.depth.depth.copy())),
+        ],
+        stabilizer=Stabilizer(OPTIONS),
+        max_frames=8,
+    )
+    pipeline.run()
+    sidecar = json.loads(depth_path.with_suffix(".json").read_text())
+    assert sidecar["unit"] == "relative inverse depth" and sidecar["frames"] == len(shown)
+    with av.open(str(depth_path)) as container:
+        tags = container.metadata
+        scale, offset = float(tags["DEPTH_SCALE"]), float(tags["DEPTH_OFFSET"])
+        assert scale == sidecar["scale"] and offset == sidecar["offset"]
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "ffv1" and stream.format.name == "gray16le"
+        frames = list(container.decode(stream))
+    assert len(frames) == len(shown)
+    for frame, depth in zip(frames, shown, strict=True):
+        back = frame.to_ndarray().astype(np.float64) / scale + offset
+        assert back.shape == depth.shape
+        assert np.abs(back - depth).max() <= 0.5 / scale + 1e-6
+    with av.open(str(video_path)) as container:
+        video_times = [float(f.time) for f in container.decode(video=0)]
+    assert np.allclose([float(f.time) for f in frames], video_times, atol=0.002)
+
+
+def test_a_depth_recording_that_cannot_be_written_is_a_one_line_error(tmp_path) -> None:
+    from tests.conftest import assert_clean_error
+
+    proc = run_synthetic(
+        "run", "sample", "--display", "none", "--frames", "2",
+        "--record-depth", str(tmp_path / "missing" / "dir" / "d.mkv"),
+    )  # fmt: skip
+    assert "d.mkv" in assert_clean_error(proc)

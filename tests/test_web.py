@@ -19,10 +19,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCRtpReceiver
 
 from capture.spec import open_source
+from stream.assembly import stabilizer_for
 from stream.config import Config, WebConfig
 from stream.pipeline import Pipeline
 from stream.render.normalizer import EmaNormalizer
 from stream.render.renderer import DepthRenderer
+from stream.stabilizer import STATES
 from tests.conftest import DATA
 from tests.webrtc import Viewer, loopback_only
 from web.server import create_app
@@ -37,7 +39,9 @@ def serve(estimator, body, cfg: Config | None = None, meter=None, config_path=No
     cfg = cfg or Config()
     source = open_source("sample", live_file=True, loop=True)
     renderer = renderer or DepthRenderer(EmaNormalizer(), "inferno")
-    pipeline = Pipeline(source, estimator, renderer, overlay=False, readout=meter)
+    pipeline = Pipeline(
+        source, estimator, renderer, overlay=False, readout=meter, stabilizer=stabilizer_for(cfg)
+    )
 
     async def main():
         app = create_app(pipeline, cfg, config_path)
@@ -169,6 +173,7 @@ def test_health_and_metrics(estimator) -> None:
             "depthstream_inference_seconds",
             "depthstream_frame_age_seconds_bucket",
             "depthstream_frame_age_seconds_count",
+            "depthstream_stabilizer_frames_total",
         ):
             assert re.search(rf"^{name}[{{ ]", text, re.M), name
         for line in text.splitlines():
@@ -238,7 +243,9 @@ def test_offer_and_whep_viewers_receive_frames_and_records(estimator, monkeypatc
             "near",
             "far",
             "source",
+            "stabilizer",
         } <= set(a.records[-1])
+        assert a.records[-1]["stabilizer"] in STATES
         stats, queue = state.pipeline.stats, state.pipeline.queue
         assert stats.frames_processed <= queue.put_count - queue.dropped
         # One encoder for both viewers: at most one packet per processed frame.

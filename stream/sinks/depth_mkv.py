@@ -75,6 +75,7 @@ class DepthRecorder:
         self.timeline = Timeline(fps, paced)
         self._calibration = calibration
         try:
+            self.path.touch()  # PyAV opens the file only at the first frame: fail here instead
             self._container = av.open(str(self.path), mode="w", format="matroska")
         except (av.error.FFmpegError, OSError) as exc:
             raise UserError(f"cannot write {self.path}: {exc}") from None
