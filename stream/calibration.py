@@ -78,6 +78,8 @@ def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
     else:
         s, t = fit_scale_shift(d, inv)
         keep = np.ones(d.size, bool)
+    if not (np.isfinite(s) and np.isfinite(t)):
+        raise UserError("calibration values are out of range; check the points")
     if s <= 0:
         raise UserError(
             "calibration is inconsistent: points that look nearer were given larger "

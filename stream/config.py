@@ -114,7 +114,8 @@ class PipelineConfig:
 
 @dataclass
 class WebConfig:
-    """The ``serve`` command: where it listens, ICE servers, the video stream, upload limits."""
+    """The ``serve`` command: where it listens, ICE servers, the video stream, who may connect
+    (token, hosts, origins), the limits that hold under a flood, and TLS."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -124,6 +125,17 @@ class WebConfig:
     keyframe_interval: float = 2.0
     max_upload_mb: float = 20.0
     max_pixels: int = 40_000_000
+    token: str = ""
+    allowed_hosts: list[str] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=list)
+    max_viewers: int = 16
+    offers_per_minute: int = 30
+    offer_burst: int = 10
+    connect_timeout: float = 10.0
+    max_websockets: int = 32
+    max_uploads: int = 1
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 @dataclass
@@ -258,6 +270,15 @@ def _validate(cfg: Config) -> None:
         raise UserError(f"config: web.port must be 1..65535, got {cfg.web.port}")
     if cfg.web.max_upload_mb <= 0 or cfg.web.max_pixels <= 0:
         raise UserError("config: web.max_upload_mb and web.max_pixels must be > 0")
+    w = cfg.web
+    limits = (w.max_viewers, w.offers_per_minute, w.offer_burst, w.max_websockets, w.max_uploads)
+    if min(limits) < 1 or w.connect_timeout <= 0:
+        raise UserError(
+            "config: web.max_viewers, offers_per_minute, offer_burst, max_websockets and "
+            "max_uploads must be >= 1, and web.connect_timeout > 0"
+        )
+    if bool(w.tls_cert) != bool(w.tls_key):
+        raise UserError("config: web.tls_cert and web.tls_key go together (both or neither)")
     if cfg.web.bitrate < 10_000 or cfg.web.keyframe_interval <= 0:
         raise UserError(
             "config: web.bitrate must be >= 10000 (bits/s) and web.keyframe_interval > 0 (s), "

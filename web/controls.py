@@ -8,7 +8,6 @@ frame however many viewers watch.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from aiohttp import web
 
@@ -30,7 +29,7 @@ async def get_settings(request: web.Request) -> web.Response:
 async def post_settings(request: web.Request) -> web.Response:
     try:
         body = await request.json()
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or not UTF-8
         raise web.HTTPBadRequest(reason="body must be a JSON object") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(reason="body must be a JSON object")

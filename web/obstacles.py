@@ -19,6 +19,11 @@ log = logging.getLogger("depthstream")
 async def stream_obstacles(request: web.Request) -> web.WebSocketResponse:
     """One JSON reading per processed frame; a slow client just gets the newest."""
     state: ServerState = request.app[STATE]
+    with state.websockets.hold():
+        return await _serve_obstacles(request, state)
+
+
+async def _serve_obstacles(request: web.Request, state: ServerState) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     closed = asyncio.ensure_future(_until_closed(ws))
@@ -52,7 +57,7 @@ async def calibrate(request: web.Request) -> web.Response:
     state: ServerState = request.app[STATE]
     try:
         points = [(float(x), float(y), float(m)) for x, y, m in (await request.json())["points"]]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):  # ValueError: not JSON, not UTF-8, not numbers
         raise web.HTTPBadRequest(reason='body must be {"points": [[x, y, metres], ...]}') from None
     latest, meter = state.hub.latest, state.pipeline.readout
     if latest is None or meter is None:

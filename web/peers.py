@@ -6,6 +6,7 @@ shared VP8 encoder (:mod:`web.broadcast`), and every browser decodes VP8.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -28,16 +29,34 @@ VP8 = [
 ]
 
 
-class Peers:
-    """Creates answers for offers and forgets peers whose connection closed or failed."""
+class ViewersFull(Exception):
+    """No room for another viewer."""
 
-    def __init__(self, broadcast: Broadcast, ice_servers: list[str]) -> None:
+
+class Peers:
+    """Creates answers for offers and forgets peers whose connection closed or failed, or
+    that did not connect within ``connect_timeout`` seconds (a client that vanished after
+    its offer must not hold a viewer's place)."""
+
+    def __init__(
+        self,
+        broadcast: Broadcast,
+        ice_servers: list[str],
+        max_viewers: int = 16,
+        connect_timeout: float = 10.0,
+    ) -> None:
         self.broadcast = broadcast
         self.ice_servers = ice_servers
+        self.max_viewers = max_viewers
+        self.connect_timeout = connect_timeout
         self.connections: dict[str, RTCPeerConnection] = {}
+        self._expiries: set[asyncio.Task] = set()
 
     async def answer(self, sdp: str, kind: str) -> tuple[str, RTCSessionDescription]:
-        """Answer ``sdp``; the depth track goes to the offer's video transceiver."""
+        """Answer ``sdp``; the depth track goes to the offer's video transceiver.  Raises
+        :class:`ViewersFull` when ``max_viewers`` are connected or connecting."""
+        if len(self.connections) >= self.max_viewers:
+            raise ViewersFull(f"{self.max_viewers} viewers already")
         config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in self.ice_servers])
         pc = RTCPeerConnection(configuration=config)
         peer_id = uuid.uuid4().hex
@@ -69,7 +88,16 @@ class Peers:
         except Exception:
             await self.close(peer_id)
             raise
+        expiry = asyncio.ensure_future(self._expire(peer_id, pc))
+        self._expiries.add(expiry)
+        expiry.add_done_callback(self._expiries.discard)
         return peer_id, pc.localDescription
+
+    async def _expire(self, peer_id: str, pc: RTCPeerConnection) -> None:
+        await asyncio.sleep(self.connect_timeout)
+        if self.connections.get(peer_id) is pc and pc.connectionState != "connected":
+            log.info("viewer %s: did not connect in %g s", peer_id[:8], self.connect_timeout)
+            await self.close(peer_id)
 
     async def close(self, peer_id: str) -> bool:
         pc = self.connections.pop(peer_id, None)
@@ -82,5 +110,7 @@ class Peers:
         return True
 
     async def close_all(self) -> None:
+        for expiry in list(self._expiries):
+            expiry.cancel()
         for peer_id in list(self.connections):
             await self.close(peer_id)

@@ -26,7 +26,10 @@ FORMATS = ("png", "json", "npy")
 async def _upload(request: web.Request) -> bytes:
     """The image bytes: multipart field ``image``, or the raw body."""
     if request.content_type == "multipart/form-data":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError as exc:  # no boundary, a broken part
+            raise web.HTTPBadRequest(reason=f"malformed multipart upload: {exc}") from None
         field = form.get("image")
         if field is None or isinstance(field, str):
             raise web.HTTPBadRequest(reason="multipart upload needs a file field named 'image'")
@@ -62,9 +65,10 @@ async def depth(request: web.Request) -> web.StreamResponse:
     except SourceError as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     loop = asyncio.get_running_loop()
-    start = time.perf_counter()
     estimator = state.pipeline.estimator
-    depth_map = await loop.run_in_executor(None, estimator, rgb)
+    with state.uploads.hold():
+        start = time.perf_counter()
+        depth_map = await loop.run_in_executor(None, estimator, rgb)
     inference_ms = (time.perf_counter() - start) * 1000.0
     if fmt == "npy":
         buffer = io.BytesIO()

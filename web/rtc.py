@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 from aiortc.exceptions import OperationError
 
+from web.peers import ViewersFull
 from web.state import STATE
 
 
 async def _answer(request: web.Request, sdp: str, kind: str) -> tuple[str, str, str]:
-    if kind != "offer" or not sdp.startswith("v=0"):
+    state = request.app[STATE]
+    state.offers.check(request)
+    if not isinstance(sdp, str) or kind != "offer" or not sdp.startswith("v=0"):
         raise web.HTTPBadRequest(reason="expected an SDP offer")
     try:
-        peer_id, answer = await request.app[STATE].peers.answer(sdp, kind)
-    except (ValueError, TypeError, OperationError) as exc:
-        raise web.HTTPBadRequest(reason=f"unusable SDP offer: {exc}") from None
+        peer_id, answer = await state.peers.answer(sdp, kind)
+    except ViewersFull as exc:
+        raise web.HTTPServiceUnavailable(reason=str(exc)) from None
+    except (ValueError, TypeError, KeyError, IndexError, AssertionError, OperationError) as exc:
+        # aiortc's SDP parser asserts on lines it cannot read.
+        reason = f"unusable SDP offer: {exc or type(exc).__name__}"
+        raise web.HTTPBadRequest(reason=reason) from None
     return peer_id, answer.sdp, answer.type
 
 
@@ -25,7 +30,7 @@ async def offer(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         sdp, kind = body["sdp"], body["type"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):  # ValueError: not JSON, or not UTF-8
         raise web.HTTPBadRequest(reason='body must be JSON {"sdp": ..., "type": "offer"}') from None
     peer_id, sdp, kind = await _answer(request, sdp, kind)
     return web.json_response({"sdp": sdp, "type": kind, "id": peer_id})
@@ -35,7 +40,11 @@ async def whep(request: web.Request) -> web.Response:
     """WHEP: an SDP offer body in, ``201`` with the answer and a ``Location`` to DELETE."""
     if request.content_type != "application/sdp":
         raise web.HTTPUnsupportedMediaType(reason="WHEP needs Content-Type: application/sdp")
-    peer_id, sdp, _ = await _answer(request, await request.text(), "offer")
+    try:
+        offer_sdp = await request.text()
+    except UnicodeDecodeError:
+        raise web.HTTPBadRequest(reason="SDP must be UTF-8 text") from None
+    peer_id, sdp, _ = await _answer(request, offer_sdp, "offer")
     return web.Response(
         status=201,
         text=sdp,

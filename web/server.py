@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from stream.config import Config
+from stream.config import Config, WebConfig
+from stream.errors import UserError
 from stream.pipeline import Pipeline, Result
 from web import controls, health, obstacles, rest, rtc
 from web.broadcast import Broadcast
 from web.encoder import Vp8Encoder
+from web.guard import Guard, startup_warning
 from web.hub import FrameHub
+from web.limits import RateLimit, Slots
 from web.loopback import use_loopback_candidates
 from web.peers import Peers
 from web.state import STATE, ServerState
 
 log = logging.getLogger("depthstream")
 STATIC = Path(__file__).with_name("static")
+KEPT_HEADERS = frozenset({"allow", "www-authenticate", "retry-after"})
 
 
 @web.middleware
@@ -39,7 +44,7 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response(
             {"error": exc.reason},
             status=exc.status,
-            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+            headers={k: v for k, v in exc.headers.items() if k.lower() in KEPT_HEADERS},
         )
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
@@ -77,11 +82,21 @@ def create_app(pipeline: Pipeline, cfg: Config, config_path: Path | None = None)
     broadcast = Broadcast(
         hub, Vp8Encoder(cfg.web.bitrate), cfg.web.keyframe_interval, frame_record(pipeline)
     )
+    w = cfg.web
     state = ServerState(
-        cfg, pipeline, hub, broadcast, Peers(broadcast, cfg.web.ice_servers), config_path
+        cfg,
+        pipeline,
+        hub,
+        broadcast,
+        Peers(broadcast, w.ice_servers, w.max_viewers, w.connect_timeout),
+        RateLimit(w.offers_per_minute, w.offer_burst),
+        Slots(w.max_uploads, "uploads"),
+        Slots(w.max_websockets, "WebSocket clients"),
+        config_path,
     )
     app = web.Application(
-        client_max_size=int(cfg.web.max_upload_mb * 1024 * 1024), middlewares=[json_errors]
+        client_max_size=int(w.max_upload_mb * 1024 * 1024),
+        middlewares=[json_errors, Guard.from_config(w).middleware()],
     )
     app[STATE] = state
     app.router.add_get("/", index)
@@ -113,13 +128,31 @@ def create_app(pipeline: Pipeline, cfg: Config, config_path: Path | None = None)
     return app
 
 
+def tls_context(web_cfg: WebConfig) -> ssl.SSLContext | None:
+    """The HTTPS context for ``[web] tls_cert``/``tls_key``, or None for plain HTTP."""
+    if not web_cfg.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(web_cfg.tls_cert, web_cfg.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"config: web.tls_cert/tls_key cannot be loaded: {exc}") from None
+    return context
+
+
 def serve(pipeline: Pipeline, cfg: Config, config_path: Path | None) -> None:
     """Run until SIGINT/SIGTERM; aiohttp turns both into a clean shutdown."""
     host, port = cfg.web.host, cfg.web.port
+    context = tls_context(cfg.web)
+    scheme = "https" if context else "http"
+    warning = startup_warning(cfg.web)
+    if warning:
+        log.warning("%s", warning)
     web.run_app(
         create_app(pipeline, cfg, config_path),
         host=host,
         port=port,
+        ssl_context=context,
         access_log=None,
-        print=lambda _msg: log.info("serving on http://%s:%d/", host, port),
+        print=lambda _msg: log.info("serving on %s://%s:%d/", scheme, host, port),
     )

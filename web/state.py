@@ -17,6 +17,7 @@ from stream.config import Config
 from stream.pipeline import Pipeline
 from web.broadcast import Broadcast
 from web.hub import FrameHub
+from web.limits import RateLimit, Slots
 from web.peers import Peers
 
 
@@ -27,6 +28,9 @@ class ServerState:
     hub: FrameHub
     broadcast: Broadcast
     peers: Peers
+    offers: RateLimit
+    uploads: Slots
+    websockets: Slots
     config_path: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
 

@@ -237,8 +237,9 @@ def tables(report: dict[str, Any], keys: list[str], main_key: str) -> str:
     if report.get("stability"):
         parts += [
             "",
-            "Temporal stability, torch fp32 (instability: mean frame-to-frame change on "
-            "pixels static in the image; warp: flow-warped error; both in units of the "
+            "Temporal stability, on the first pipeline path (instability: mean "
+            "frame-to-frame change on pixels static in the image; warp: flow-warped "
+            "error; both in units of the "
             "depth's 2-98% range; raw = each frame in its own range, ema = the EMA colour "
             "range alone, stabilized = stabilized depth in the EMA range):",
             "",

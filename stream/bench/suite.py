@@ -212,7 +212,9 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
         stability = None
         if pipeline_paths:
             progress("temporal stability of every clip")
-            stability = stability_run(media, launch(REFERENCE), args.offline_frames, scratch)
+            stability = stability_run(
+                media, launch(pipeline_paths[0]), args.offline_frames, scratch
+            )
     naive = stages = None
     if pipeline_paths:
         progress("naive single-thread loop")

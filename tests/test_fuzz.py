@@ -1,0 +1,138 @@
+"""Property-based tests: whatever arrives, a clean refusal or a valid answer, never a 500, and
+the server keeps serving.  One server (a real pipeline on the sample clip) takes every
+example of a property; its threads and fds are checked after."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream.calibration import fit
+from stream.config import Config, WebConfig, config_from_dict
+from stream.errors import UserError
+from tests.test_web import serve
+
+PNG = next((Path(__file__).parent / "data" / "cases" / "camera").glob("*.png")).read_bytes()
+EXAMPLES = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+toml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@EXAMPLES
+@given(
+    st.dictionaries(
+        st.sampled_from(["model", "normalize", "temporal", "web", "calibration", "x"]),
+        st.dictionaries(
+            st.sampled_from(["ema", "port", "points", "stabilize", "token", "threads", "y"]),
+            toml_values,
+        ),
+    )
+)
+def test_any_config_is_valid_or_a_clean_error(data) -> None:
+    try:
+        config_from_dict(data)
+    except UserError as exc:
+        assert str(exc).startswith("config:")
+
+
+@EXAMPLES
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=8),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=8),
+)
+def test_any_calibration_points_fit_or_are_refused(values, metres) -> None:
+    import numpy as np
+
+    n = min(len(values), len(metres))
+    try:
+        result = fit(np.array(values[:n]), np.array(metres[:n]))
+    except UserError:
+        return
+    assert result.scale > 0 and np.isfinite(result.shift)
+
+
+def mutated(data: bytes, cuts: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for position, value in cuts:
+        if out:
+            out[position % len(out)] = value
+    return bytes(out)
+
+
+bodies = st.one_of(
+    st.binary(max_size=256),
+    st.integers(0, len(PNG)).map(lambda n: PNG[:n]),
+    st.lists(st.tuples(st.integers(0, 4096), st.integers(0, 255)), max_size=6).map(
+        lambda cuts: mutated(PNG[:4096], cuts)
+    ),
+    st.binary(max_size=64).map(lambda b: b"\xff\xd8\xff\xe0" + b),
+)
+requests = st.one_of(
+    st.tuples(st.just("/api/depth"), st.sampled_from(["image/png", "multipart/form-data",
+              "multipart/form-data; boundary=x", "application/json"]), bodies),
+    st.tuples(st.just("/offer"), st.just("application/json"),
+              st.one_of(st.binary(max_size=128), st.builds(
+                  lambda s, t: f'{{"sdp": {s}, "type": {t}}}'.encode(),
+                  st.sampled_from(['"v=0"', '"v=0\\r\\nm=video"', "1", "null", '"x"']),
+                  st.sampled_from(['"offer"', '"answer"', "2"])))),
+    st.tuples(st.just("/whep"), st.just("application/sdp"),
+              st.one_of(st.binary(max_size=128), st.just(b"v=0\r\n"),
+                        st.text(max_size=64).map(lambda t: ("v=0\r\n" + t).encode()))),
+    st.tuples(st.just("/api/settings"), st.just("application/json"),
+              st.one_of(st.binary(max_size=64), st.builds(
+                  lambda k, v: f'{{"{k}": {v}}}'.encode(),
+                  st.sampled_from(["colormap", "layout", "freeze", "x"]),
+                  st.sampled_from(['"jet"', '"depth"', "true", "1", "null", "[]", '"no"'])))),
+)  # fmt: skip
+
+
+@pytest.mark.timeout(900)
+def test_no_request_body_answers_500_or_leaks(estimator) -> None:
+    async def body(client, state):
+        seen: list[int] = []
+        threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
+
+        @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(requests)
+        def check(request) -> None:
+            path, content_type, data = request
+            answer = asyncio.run_coroutine_threadsafe(
+                client.post(path, data=data, headers={"Content-Type": content_type}), loop
+            ).result(60)
+            status = answer.status
+            asyncio.run_coroutine_threadsafe(answer.read(), loop).result(60)
+            seen.append(status)
+            assert status < 500 or status == 503, (path, content_type, data[:80], status)
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, check)
+        health = await client.get("/healthz")
+        assert health.status == 200 and (await health.json())["status"] == "ok"
+        await state.peers.close_all()
+        await asyncio.sleep(1.0)
+        print(f"{len(seen)} requests; statuses {sorted(set(seen))}")
+        assert threading.active_count() <= threads + 4
+        assert len(os.listdir("/proc/self/fd")) <= fds + 8
+
+    # Limits high enough that every example reaches its handler instead of the rate limit.
+    cfg = Config()
+    cfg.web = WebConfig(offers_per_minute=100_000, offer_burst=100_000, max_viewers=64)
+    serve(estimator, body, cfg)
+
+
+def test_the_config_file_parses_as_toml_once_more() -> None:
+    """The fuzzed loader's input language: the repository's own file loads."""
+    root = Path(__file__).resolve().parents[1]
+    config_from_dict(tomllib.loads((root / "config.toml").read_text()))
