@@ -125,7 +125,13 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
         assert all(v["pairs"] == 5 and v["instability"] > 0 for v in clip["variants"].values())
     assert "Temporal stability" in (tmp_path / "bench.md").read_text()
     stages = report["stages"]
-    assert list(stages) == ["decode", "network input", "depth resize + render", "encode"]
+    assert list(stages) == [
+        "decode",
+        "network input",
+        "stabilize",
+        "depth resize + render",
+        "encode",
+    ]
     assert all(c["cpu_ms"] > 0 and c["wall_ms"] > 0 for c in stages.values())
     ratios = report["ratios"]["torch fp32"]
     assert set(ratios) >= {"offline_fps_over_model_fps", "live_fps_over_naive_fps"}

@@ -169,7 +169,9 @@ def test_readme_is_a_users_document_that_starts_with_the_two_commands() -> None:
     assert "exec scripts/test" in ci
 
 
-@pytest.mark.parametrize("name", ["performance.md", "runtimes.md", "correctness.md"])
+@pytest.mark.parametrize(
+    "name", ["performance.md", "runtimes.md", "correctness.md", "temporal.md", "web.md"]
+)
 def test_the_docs_the_readme_points_to_exist(name: str) -> None:
     doc = ROOT / "docs" / name
     assert doc.is_file() and f"docs/{name}" in (ROOT / "README.md").read_text()

@@ -33,6 +33,9 @@ from web.state import STATE
 CHELSEA = (DATA / "cases" / "chelsea" / "chelsea.png").read_bytes()
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def serve(estimator, body, cfg: Config | None = None, meter=None, config_path=None, renderer=None):
     """Run ``body(client, state)`` against a started server on a real pipeline playing the
     sample clip, then shut it down."""
@@ -118,8 +121,11 @@ def test_rest_depth_in_every_format(estimator) -> None:
         ("GET", "/api/depth", {}, 405),
         ("PUT", "/healthz", {}, 405),
         ("POST", "/api/settings", {"json": {"colormap": "rainbow"}}, 400),
-        ("POST", "/api/settings", {"data": b"{not json"}, 400),
-        ("POST", "/offer", {"data": b"nonsense"}, 400),
+        # Not said to be JSON: refused before it is read (a cross-origin simple request).
+        ("POST", "/api/settings", {"data": b"{not json"}, 415),
+        ("POST", "/offer", {"data": b"nonsense"}, 415),
+        ("POST", "/api/settings", {"data": b"{not json", "headers": JSON}, 400),
+        ("POST", "/offer", {"data": b"nonsense", "headers": JSON}, 400),
         ("POST", "/offer", {"json": {"sdp": "garbage", "type": "offer"}}, 400),
         ("POST", "/whep", {"data": b"v=0", "headers": {"Content-Type": "text/plain"}}, 415),
         (
