@@ -24,7 +24,7 @@ import numpy as np
 from stream.calibration import Fit
 from stream.errors import UserError
 from stream.pipeline import Result
-from stream.sinks.timeline import TIME_BASE, Timeline
+from stream.sinks.timeline import TIME_BASE, Timeline, finish
 
 MILLIMETRES = "millimetre"
 RELATIVE = "relative inverse depth"
@@ -137,10 +137,5 @@ class DepthRecorder:
 
     def close(self) -> None:
         """Flush, finish the file and complete the sidecar (no frame: nothing is left)."""
-        if self._stream is not None:
-            self._container.mux(self._stream.encode(None))
-        self._container.close()
-        if self._stream is None:
-            self.path.unlink(missing_ok=True)
-        else:
+        if finish(self._container, self._stream, self.path):
             self._write_sidecar()

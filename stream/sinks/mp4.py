@@ -9,7 +9,7 @@ import numpy as np
 
 from stream.errors import UserError
 from stream.pipeline import Result
-from stream.sinks.timeline import TIME_BASE, Timeline
+from stream.sinks.timeline import TIME_BASE, Timeline, finish
 
 
 class Mp4Recorder:
@@ -61,8 +61,4 @@ class Mp4Recorder:
 
     def close(self) -> None:
         """Flush the encoder and finish the file (a recording that got no frame is removed)."""
-        if self._stream is not None:
-            self._container.mux(self._stream.encode(None))
-        self._container.close()
-        if self._stream is None:
-            self.path.unlink(missing_ok=True)
+        finish(self._container, self._stream, self.path)

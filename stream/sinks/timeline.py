@@ -1,8 +1,12 @@
-"""Presentation times for recordings, so the heat map and the depth recording line up."""
+"""What the recordings share: presentation times (so the heat map and the depth recording
+line up) and finishing the file."""
 
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
+
+import av
 
 TIME_BASE = Fraction(1, 1000)
 
@@ -33,3 +37,16 @@ class Timeline:
         self._last = max(round(seconds / TIME_BASE), self._last + 1)
         self.frames += 1
         return self._last
+
+
+def finish(
+    container: av.container.OutputContainer, stream: av.VideoStream | None, path: Path
+) -> bool:
+    """Flush ``stream``'s encoder and close ``container``; a recording that got no frame
+    (``stream`` None) is removed.  Returns whether a file was left."""
+    if stream is not None:
+        container.mux(stream.encode(None))
+    container.close()
+    if stream is None:
+        path.unlink(missing_ok=True)
+    return stream is not None
