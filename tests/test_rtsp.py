@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,55 +17,9 @@ from capture.source import RECONNECTING
 from stream.pipeline import Pipeline
 from stream.render.normalizer import EmaNormalizer
 from stream.render.renderer import DepthRenderer
-from tests.conftest import ROOT, assert_clean_error, require, run_synthetic
+from tests.conftest import assert_clean_error, require, run_synthetic
 from tests.sinks import CallSink
-
-SERVER = ROOT / "tests" / "tools" / "rtsp_server.py"
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def gst_available() -> bool:
-    probe = (
-        subprocess.run(
-            [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
-            capture_output=True,
-            check=False,
-        )
-        if Path(SYSTEM_PYTHON).exists()
-        else None
-    )
-    return probe is not None and probe.returncode == 0
-
-
-class RtspServer:
-    """Start/stop the GStreamer RTSP server process serving the sample clip."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"rtsp://127.0.0.1:{port}/live"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER), str(SAMPLE_PATH), str(self.port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        assert line.strip() == "ready", self.proc.stderr.read()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+from tests.tools.rtsp import RtspServer, free_port, gst_available
 
 
 @pytest.fixture
@@ -76,7 +28,7 @@ def rtsp() -> Iterator[RtspServer]:
         gst_available(),
         "GStreamer RTSP server (python3-gst-1.0, gir1.2-gst-rtsp-server-1.0) is not installed",
     )
-    server = RtspServer(free_port())
+    server = RtspServer(SAMPLE_PATH, free_port())
     server.start()
     yield server
     server.stop()

@@ -66,9 +66,7 @@ def test_cross_origin_and_simple_requests_cannot_change_settings(estimator) -> N
         assert evil.status == 403
         assert state.pipeline.renderer.settings() == before
         own = f"http://{client.host}:{client.port}"
-        same = await client.post(
-            "/api/settings", json={"colormap": "jet"}, headers={"Origin": own}
-        )
+        same = await client.post("/api/settings", json={"colormap": "jet"}, headers={"Origin": own})
         assert same.status == 200 and (await same.json())["colormap"] == "jet"
 
     serve(estimator, body)

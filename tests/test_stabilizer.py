@@ -238,9 +238,7 @@ def test_calibrated_metres_hold_still_under_exposure_flicker(tmp_path, flicker_c
         assert proc.returncode == 0, proc.stderr
         metres[flag] = metres_at(out, [(x, y) for x, y, _ in points])
     jitter = {k: float(np.abs(np.diff(m, axis=0)).mean()) for k, m in metres.items()}
-    error = {
-        k: float(np.abs(m - [p[2] for p in points]).mean()) for k, m in metres.items()
-    }
+    error = {k: float(np.abs(m - [p[2] for p in points]).mean()) for k, m in metres.items()}
     print(f"frame-to-frame jitter (m): {jitter}; mean error at the points (m): {error}")
     assert jitter["--stabilize"] <= 0.5 * jitter["--no-stabilize"]
     assert error["--stabilize"] <= error["--no-stabilize"]
