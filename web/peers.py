@@ -29,6 +29,22 @@ VP8 = [
 ]
 
 
+def as_dtls_server(offer_sdp: str, answer: RTCSessionDescription) -> RTCSessionDescription:
+    """``answer`` taking the DTLS server role (``a=setup:passive``) when the offer leaves
+    the choice to us (``actpass``, what every browser and webrtcbin offer).
+
+    As the DTLS client aiortc offers only ECDHE-ECDSA cipher suites, so a peer with an RSA
+    certificate, such as GStreamer's webrtcbin (and so ``whepsrc``), fails the handshake
+    with "no shared cipher".  As the server our ECDSA certificate picks the suite, which
+    every WebRTC stack supports.  It can go once aiortc's client offers ECDHE-RSA too
+    (aiortc pull requests #1392 and #1421).
+    """
+    if "a=setup:actpass" not in offer_sdp:
+        return answer
+    sdp = answer.sdp.replace("a=setup:active", "a=setup:passive")
+    return RTCSessionDescription(sdp=sdp, type=answer.type)
+
+
 class ViewersFull(Exception):
     """No room for another viewer."""
 
@@ -84,7 +100,7 @@ class Peers:
                 if transceiver.sender is sender:
                     transceiver.setCodecPreferences(VP8)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-            await pc.setLocalDescription(await pc.createAnswer())
+            await pc.setLocalDescription(as_dtls_server(sdp, await pc.createAnswer()))
         except Exception:
             await self.close(peer_id)
             raise

@@ -17,7 +17,7 @@ async def _answer(request: web.Request, sdp: str, kind: str) -> tuple[str, str, 
     try:
         peer_id, answer = await state.peers.answer(sdp, kind)
     except ViewersFull as exc:
-        raise web.HTTPServiceUnavailable(reason=str(exc)) from None
+        raise web.HTTPServiceUnavailable(reason=str(exc), headers={"Retry-After": "5"}) from None
     except (ValueError, TypeError, KeyError, IndexError, AssertionError, OperationError) as exc:
         # aiortc's SDP parser asserts on lines it cannot read.
         reason = f"unusable SDP offer: {exc or type(exc).__name__}"

@@ -93,6 +93,8 @@ class Soak:
     viewer_errors: list[str] = field(default_factory=list)
     uploads: int = 0
     camera_restarts: int = 0
+    refusals: int = 0
+    flood: dict[str, Any] | None = None
 
 
 def proc_stats(pid: int) -> tuple[float, int, int]:
@@ -198,16 +200,21 @@ class Run:
             pc.on("track", lambda t: track.done() or track.set_result(t))
             await pc.setLocalDescription(await pc.createOffer())
             sdp = pc.localDescription.sdp
-            if whep:
-                status, answer, headers = await self.request(
-                    http, "POST", "/whep", data=sdp, headers={"Content-Type": "application/sdp"}
-                )
-                location = headers.get("Location")
-                answer = {"sdp": answer.decode(), "type": "answer"} if status == 201 else answer
-            else:
-                status, answer, _ = await self.request(
-                    http, "POST", "/offer", json={"sdp": sdp, "type": "offer"}
-                )
+            for _ in range(10):  # refused (rate, viewers full): retry when told, as a player does
+                if whep:
+                    status, answer, headers = await self.request(
+                        http, "POST", "/whep", data=sdp, headers={"Content-Type": "application/sdp"}
+                    )
+                    location = headers.get("Location")
+                    answer = {"sdp": answer.decode(), "type": "answer"} if status == 201 else answer
+                else:
+                    status, answer, headers = await self.request(
+                        http, "POST", "/offer", json={"sdp": sdp, "type": "offer"}
+                    )
+                if status not in (429, 503):
+                    break
+                self.soak.refusals += 1
+                await asyncio.sleep(float(headers.get("Retry-After", 2)))
             if status not in (200, 201):
                 raise RuntimeError(f"offer answered {status}: {answer}")
             await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
@@ -264,6 +271,56 @@ class Run:
             self.soak.samples.append(await self.sample(http))
             await self.pause(SAMPLE_EVERY)
 
+    async def flood(self) -> None:
+        """At ``--flood-at`` s, 1,200 offers as fast as one client sends them, from another
+        address (127.0.0.2): the stream's frame age and the server's fds before and after."""
+        await self.pause(self.args.flood_at)
+        if self.stopping.is_set():
+            return
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        fds_before = proc_stats(self.server.pid)[1]
+        answers: Counter = Counter()
+        began = self.now()
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), limit=100)
+        async with aiohttp.ClientSession(connector=connector, headers=self.headers) as http:
+
+            async def one() -> None:
+                async with http.post(
+                    f"{self.base}/whep", data=sdp, headers={"Content-Type": "application/sdp"}
+                ) as resp:
+                    await resp.read()
+                    answers[resp.status] += 1
+
+            for _ in range(12):
+                await asyncio.gather(*(one() for _ in range(100)))
+        ended = self.now()
+        await pc.close()
+        fds_after = [proc_stats(self.server.pid)[1]]
+        while len(fds_after) < 60 and not self.stopping.is_set():
+            await asyncio.sleep(1)
+            fds_after.append(proc_stats(self.server.pid)[1])
+        ages = np.array(list(self.soak.ages.values())).reshape(-1, 2)
+
+        def p95(low: float, high: float) -> float | None:
+            inside = ages[(ages[:, 0] >= low) & (ages[:, 0] < high), 1]
+            return round(float(np.percentile(inside, 95)), 1) if inside.size else None
+
+        self.soak.flood = {
+            "at_s": round(began, 1),
+            "seconds": round(ended - began, 1),
+            "answers": {str(k): v for k, v in sorted(answers.items())},
+            "age_p95_ms_before": p95(began - 30, began),
+            "age_p95_ms_during": p95(began, ended + 5),
+            "fds_before": fds_before,
+            "fds_peak": max(fds_after),
+            "fds_back_after_s": next(
+                (i for i, n in enumerate(fds_after) if n <= fds_before + 2), None
+            ),
+        }
+
     async def pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
@@ -299,6 +356,8 @@ class Run:
                     asyncio.create_task(self.restarter()),
                     asyncio.create_task(self.sampler(http)),
                 ]
+                if self.args.flood_at:
+                    tasks.append(asyncio.create_task(self.flood()))
                 await self.pause(self.args.minutes * 60)
                 self.stopping.set()
                 await asyncio.gather(*tasks)
@@ -380,6 +439,8 @@ def report(
         "reconnects": end.reconnects - start.reconnects,
         "viewer_sessions": soak.viewer_sessions,
         "viewer_errors": soak.viewer_errors,
+        "refusals_retried": soak.refusals,
+        "flood": soak.flood,
         "uploads": soak.uploads,
         "http": {str(k): v for k, v in sorted(soak.http.items())},
         "http_5xx": sum(v for k, v in soak.http.items() if k >= 500),
@@ -406,9 +467,19 @@ def markdown(r: dict[str, Any]) -> str:
         f"max {r['rss_max_mb']} MB (first look, before any viewer: {r['first']['rss_mb']} MB)",
         f"- fds max {r['fds_max']}, threads max {r['threads_max']}",
         f"- camera restarts {r['camera_restarts']}, reconnects {r['reconnects']}",
-        f"- viewer sessions {r['viewer_sessions']}, viewer errors {len(r['viewer_errors'])}",
+        f"- viewer sessions {r['viewer_sessions']}, viewer errors {len(r['viewer_errors'])}, "
+        f"offers refused and retried {r['refusals_retried']}",
         f"- uploads {r['uploads']}; HTTP answers {r['http']}; 5xx {r['http_5xx']}; "
         f"tracebacks in the server log {r['tracebacks_logged']}; server exit {r['server_exit']}",
+    ]
+    if f := r["flood"]:
+        lines.append(
+            f"- flood at {f['at_s']} s: 1,200 WHEP offers in {f['seconds']} s from 127.0.0.2, "
+            f"answers {f['answers']}; frame age p95 {f['age_p95_ms_before']} ms in the 30 s "
+            f"before, {f['age_p95_ms_during']} ms during; fds {f['fds_before']} before, "
+            f"peak {f['fds_peak']}, back within 2 after {f['fds_back_after_s']} s"
+        )
+    lines += [
         "",
         "| minute | frames seen | age p50 (ms) | age p95 (ms) | RSS (MB) | fds max "
         "| threads max | viewers max | reconnects |",
@@ -432,6 +503,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--viewers", type=int, default=3, help="viewers joining and leaving")
     p.add_argument(
         "--weights", help="passed to serve (e.g. 'synthetic' where the real ones are absent)"
+    )
+    p.add_argument(
+        "--flood-at", type=float, default=0.0, help="flood /whep with 1,200 offers at this second"
     )
     p.add_argument("--json", type=Path, help="write the report here as JSON")
     return p.parse_args(argv)
