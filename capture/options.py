@@ -19,8 +19,8 @@ class CameraOptions:
 
 @dataclass
 class NetworkOptions:
-    """RTSP/HTTP: transport, timeouts in seconds, and the reconnect backoff (0 attempts =
-    forever)."""
+    """RTSP/HTTP: transport, timeouts in seconds, the reconnect backoff (0 attempts =
+    forever) and the most a frame may be held to even out bursts (seconds, 0 = never)."""
 
     transport: str = "tcp"
     open_timeout: float = 5.0
@@ -28,3 +28,4 @@ class NetworkOptions:
     reconnect_initial: float = 0.5
     reconnect_max: float = 10.0
     reconnect_attempts: int = 0
+    jitter_buffer: float = 1.5

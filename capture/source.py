@@ -26,13 +26,17 @@ class Frame:
     ``rgb``: HxWx3 uint8.  ``seq``: 0-based count of frames the source produced.
     ``pts``: the source's own timestamp in seconds (``None`` if it has none).
     ``captured_at``: ``time.monotonic()`` when the frame left the decoder, the
-    reference for frame-age measurements.
+    reference for frame-age measurements.  ``source_delay``: seconds this frame
+    arrived later than the stream's most punctual recent frame (bursty delivery
+    such as HLS segments; see :mod:`capture.pacing`), so its age since the scene
+    is at least its age since arrival plus this.
     """
 
     rgb: np.ndarray
     seq: int
     pts: float | None
     captured_at: float
+    source_delay: float = 0.0
 
     @property
     def wall_time(self) -> float:

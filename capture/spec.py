@@ -13,6 +13,7 @@ from capture.errors import SourceError
 from capture.file import FileSource
 from capture.network import SCHEMES, NetworkSource
 from capture.options import CameraOptions, NetworkOptions
+from capture.pacing import PacedSource
 from capture.sample import SAMPLE_NAME, SAMPLE_PATH
 from capture.source import Source
 
@@ -40,5 +41,7 @@ def open_source(
                 f"unsupported source scheme {url.group(1)}:// "
                 f"(use {', '.join(s + '://' for s in SCHEMES)}, a camera index, a file or 'sample')"
             )
-        return NetworkSource(spec, network)
+        network = network or NetworkOptions()
+        source = NetworkSource(spec, network)
+        return PacedSource(source, network.jitter_buffer) if network.jitter_buffer else source
     return FileSource(spec, live=live_file, loop=loop)

@@ -215,8 +215,7 @@ def _validate(cfg: Config) -> None:
     t = cfg.temporal
     if not 0 < t.static_threshold < 1 or not 0 <= t.cut_static <= t.min_static < 1:
         raise UserError(
-            "config: temporal needs 0 < static_threshold < 1 and "
-            "0 <= cut_static <= min_static < 1"
+            "config: temporal needs 0 < static_threshold < 1 and 0 <= cut_static <= min_static < 1"
         )
     if not 0 < t.pixel_ema <= 1:
         raise UserError(f"config: temporal.pixel_ema must be in (0, 1], got {t.pixel_ema}")
@@ -257,6 +256,8 @@ def _validate(cfg: Config) -> None:
     for key in ("open_timeout", "read_timeout", "reconnect_initial", "reconnect_max"):
         if getattr(cfg.network, key) <= 0:
             raise UserError(f"config: network.{key} must be > 0")
+    if not 0 <= cfg.network.jitter_buffer <= 30:
+        raise UserError("config: network.jitter_buffer must be 0..30 seconds")
     for i, point in enumerate(cfg.calibration.points):
         if len(point) != 3 or point[2] <= 0:
             raise UserError(f"config: calibration.points[{i}] must be [x, y, metres > 0]")

@@ -231,7 +231,7 @@ class Pipeline(AbstractContextManager):
         )
         for sink in self._sinks:
             sink.write(result)
-        self.stats.record(inference_ms, age_ms)
+        self.stats.record(inference_ms, age_ms, frame.source_delay * 1000.0)
         if self.max_frames is not None and self.stats.frames_processed >= self.max_frames:
             self.stop()
         if time.monotonic() - self._last_log >= self.log_interval:

@@ -61,6 +61,7 @@ class RunStats:
         self.frames_failed = 0
         self.inference_ms: deque[float] = deque(maxlen=SAMPLES)
         self.frame_age_ms: deque[float] = deque(maxlen=SAMPLES)
+        self.source_delay_ms: deque[float] = deque(maxlen=SAMPLES)
         self._first: float | None = None
         self.first_output_unix: float | None = None
         self._last: float | None = None
@@ -70,12 +71,13 @@ class RunStats:
         self.stabilizer: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def record(self, inference_ms: float, age_ms: float) -> None:
+    def record(self, inference_ms: float, age_ms: float, source_delay_ms: float = 0.0) -> None:
         now = time.monotonic()
         with self._lock:
             self.frames_processed += 1
             self.inference_ms.append(inference_ms)
             self.frame_age_ms.append(age_ms)
+            self.source_delay_ms.append(source_delay_ms)
             self.age_sum_ms += age_ms
             for i, bound in enumerate(AGE_BUCKETS_MS):
                 if age_ms <= bound:
@@ -122,6 +124,7 @@ class RunStats:
                 "fps": round(self.fps, 2),
                 "inference_ms": _summary(self.inference_ms),
                 "frame_age_ms": _summary(self.frame_age_ms),
+                "source_delay_ms": _summary(self.source_delay_ms),
                 "reconnects": reconnects,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 **({"stabilizer": dict(self.stabilizer)} if self.stabilizer else {}),
@@ -144,6 +147,8 @@ def format_line(summary: dict[str, Any]) -> str:
         f"age {ms(summary['frame_age_ms'])}",
         f"dropped {summary['frames_dropped']}",
     ]
+    if summary["source_delay_ms"]["p50"]:
+        parts.insert(3, f"source delay {ms(summary['source_delay_ms'])}")
     for key, label in (
         ("frames_corrupt", "corrupt"),
         ("frames_failed", "failed"),

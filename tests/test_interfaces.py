@@ -14,6 +14,7 @@ import pytest
 from capture.camera import CameraSource
 from capture.file import FileSource
 from capture.network import NetworkSource
+from capture.pacing import PacedSource
 from capture.sample import SAMPLE_PATH
 from capture.source import Source
 from capture.spec import open_source
@@ -48,11 +49,12 @@ def classes_with(folder: str, members: set[str]) -> set[str]:
 
 
 def test_every_source_meets_the_source_protocol(rtsp, tmp_path: Path) -> None:  # noqa: F811
-    """Real instances of each: a file, a real RTSP stream, and the webcam code on a file
-    through OpenCV's FFmpeg backend (no camera device exists here)."""
+    """Real instances of each: a file, a real RTSP stream (also paced), and the webcam code
+    on a file through OpenCV's FFmpeg backend (no camera device exists here)."""
     sources = [
         FileSource(SAMPLE_PATH),
         NetworkSource(rtsp.url),
+        PacedSource(NetworkSource(rtsp.url), 1.5),
         CameraSource(str(SAMPLE_PATH), backend=cv2.CAP_FFMPEG),
     ]
     try:

@@ -80,16 +80,20 @@ async def metrics(request: web.Request) -> web.Response:
             f'depthstream_stabilizer_frames_total{{state="{name}"}} {counts.get(name, 0)}'
             for name in STATES
         ]
-    lines += [
-        "# HELP depthstream_inference_seconds Model inference time per frame.",
-        "# TYPE depthstream_inference_seconds summary",
-    ]
-    for q, key in (("0.5", "p50"), ("0.95", "p95")):
-        value = summary["inference_ms"][key]
-        lines.append(
-            f'depthstream_inference_seconds{{quantile="{q}"}} '
-            f"{'NaN' if value is None else value / 1000}"
-        )
+    for name, key, doc in (
+        ("inference", "inference_ms", "Model inference time per frame."),
+        ("source_delay", "source_delay_ms", "How much later than the stream's timing frames came."),
+    ):
+        lines += [
+            f"# HELP depthstream_{name}_seconds {doc}",
+            f"# TYPE depthstream_{name}_seconds summary",
+        ]
+        for q, p in (("0.5", "p50"), ("0.95", "p95")):
+            value = summary[key][p]
+            lines.append(
+                f'depthstream_{name}_seconds{{quantile="{q}"}} '
+                f"{'NaN' if value is None else value / 1000}"
+            )
     lines += [
         "# HELP depthstream_frame_age_seconds Capture-to-output age of each frame.",
         "# TYPE depthstream_frame_age_seconds histogram",

@@ -65,6 +65,7 @@ def frame_record(pipeline: Pipeline) -> Callable[[Result], dict[str, Any]]:
             "fps": round(pipeline.stats.recent_fps, 2),
             "inference_ms": round(result.inference_ms, 1),
             "age_ms": round(result.age_ms, 1),
+            "source_delay_ms": round(result.frame.source_delay * 1000, 1),
             "near": result.near,
             "far": result.far,
             "source": pipeline.source.status.state,

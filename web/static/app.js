@@ -20,7 +20,8 @@ function onRecord(record) {
   stats.last = record;
   $("fps").textContent = record.fps.toFixed(1);
   $("inference").textContent = record.inference_ms.toFixed(0) + " ms";
-  $("age").textContent = record.age_ms.toFixed(0) + " ms";
+  const delay = record.source_delay_ms ? " + " + record.source_delay_ms.toFixed(0) + " ms source" : "";
+  $("age").textContent = record.age_ms.toFixed(0) + " ms" + delay;
   $("range").textContent =
     record.near === null ? "–" : record.near.toFixed(1) + " / " + record.far.toFixed(1);
   if (record.obstacles) showSectors(record.obstacles);
