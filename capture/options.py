@@ -8,13 +8,20 @@ from dataclasses import dataclass
 @dataclass
 class CameraOptions:
     """A V4L2 request: size and rate (0 = the driver's default), MJPG, and how many failed
-    reads in a row mean the camera is gone."""
+    reads in a row mean the camera is gone; and, for any source, the lens: focal lengths
+    and principal point in pixels of the frame, or the horizontal field of view (0 =
+    unknown), which 3-D outputs need."""
 
     width: int = 0
     height: int = 0
     fps: float = 0.0
     mjpg: bool = False
     max_failed_reads: int = 30
+    fx: float = 0.0
+    fy: float = 0.0
+    cx: float = 0.0
+    cy: float = 0.0
+    hfov_deg: float = 0.0
 
 
 @dataclass

@@ -18,14 +18,12 @@ from collections.abc import Iterator
 
 from capture.source import Frame, Source, SourceStatus
 
-WINDOW_S = 5.0
-
 
 class JitterBuffer:
     """Release times from arrival times and timestamps (arithmetic only, no threads).
 
     A frame's offset is its arrival minus its timestamp; the most punctual offset of
-    the last ``window`` seconds is the reference.  Frames are held to the largest
+    a recent window (twice ``max_delay``) is the reference.  Frames are held to the largest
     recent offset, at most ``max_delay`` past the reference, so a burst such as an HLS
     segment plays out evenly.  A frame later than that is late and goes at once, and
     so does the rest of its burst (frames arriving faster than their timestamps
@@ -37,9 +35,9 @@ class JitterBuffer:
     length for the first frame of an HLS segment, near zero for a steady camera.
     """
 
-    def __init__(self, max_delay: float, window: float = WINDOW_S) -> None:
+    def __init__(self, max_delay: float) -> None:
         self.max_delay = max_delay
-        self.window = window
+        self.window = max(2 * max_delay, 1.0)
         self._offsets: deque[tuple[float, float]] = deque()  # (arrival, offset), not late
         self._reference: float | None = None
         self._last: tuple[float, float] | None = None  # (arrival, pts)

@@ -25,6 +25,7 @@ import numpy as np
 
 from stream.assembly import open_pipeline
 from stream.config import load_config
+from stream.geometry import LaserScan, PointCloud, Projector
 from stream.obstacles import ObstacleReading
 from stream.pipeline import Pipeline, Result
 from stream.sinks.latest import LatestResult
@@ -38,6 +39,9 @@ class DepthFrame:
     size, relative (bigger = nearer).  ``metres``: float32 metric depth at
     frame size when calibrated, else None.  ``obstacles``: the sector reading.
     ``capture_time``: wall-clock seconds when the frame was captured.
+    ``points`` (a :class:`~stream.geometry.PointCloud`) and ``scan`` (a
+    :class:`~stream.geometry.LaserScan`): when calibrated and ``[camera]``
+    gives the intrinsics, else None.
     """
 
     seq: int
@@ -46,13 +50,16 @@ class DepthFrame:
     inverse_depth: np.ndarray
     metres: np.ndarray | None
     obstacles: ObstacleReading | None
+    points: PointCloud | None = None
+    scan: LaserScan | None = None
 
 
 class DepthStream(AbstractContextManager):
     """An iterator of :class:`DepthFrame` over a running pipeline; close it to stop."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, projector: Projector | None = None) -> None:
         self._pipeline = pipeline
+        self._projector = projector
         self._latest = LatestResult()
         self._closed = False
         try:
@@ -69,7 +76,7 @@ class DepthStream(AbstractContextManager):
         while not self._closed:
             result = self._latest.get(timeout=0.2)
             if result is not None:
-                return _depth_frame(result)
+                return _depth_frame(result, self._projector)
             if self._pipeline.done.is_set():
                 break
         raise StopIteration
@@ -83,11 +90,12 @@ class DepthStream(AbstractContextManager):
         self.close()
 
 
-def _depth_frame(result: Result) -> DepthFrame:
+def _depth_frame(result: Result, projector: Projector | None) -> DepthFrame:
     """Made in the consumer's thread, so frames it skips cost no conversion."""
     reading = result.obstacles
     fit = reading.calibration if reading is not None else None
     metres = None if fit is None else fit.metres(result.depth.depth).astype(np.float32)
+    spatial = metres is not None and projector is not None
     return DepthFrame(
         result.frame.seq,
         result.frame.wall_time,
@@ -95,6 +103,8 @@ def _depth_frame(result: Result) -> DepthFrame:
         result.depth.depth,
         metres,
         reading,
+        projector.points(metres, result.frame.rgb) if spatial else None,
+        projector.scan(metres) if spatial else None,
     )
 
 
@@ -107,10 +117,11 @@ def open_depth(
 ) -> DepthStream:
     """Start depth on ``source`` (any spec ``depthstream run`` takes) with the config file's
     settings (default: ``$DEPTHSTREAM_CONFIG`` or ``./config.toml``), obstacle readings
-    included."""
+    included, and points and scans when calibrated with known intrinsics."""
     cfg = load_config(config)
     pipeline = open_pipeline(cfg, source, weights=weights, loop=loop, obstacles=True, overlay=False)
-    return DepthStream(pipeline)
+    projector = Projector(cfg.camera, cfg.geometry)
+    return DepthStream(pipeline, projector if projector.known else None)
 
 
 def obstacle_readings(

@@ -170,6 +170,19 @@ class ObstacleConfig:
 
 
 @dataclass
+class GeometryConfig:
+    """Point clouds (every ``stride``-th pixel up to ``max_range`` metres) and the laser
+    scan (nearest range per column over rows ``scan_top``..``scan_bottom``, fractions of
+    the height), made from calibrated depth with ``[camera]``'s intrinsics."""
+
+    stride: int = 4
+    max_range: float = 10.0
+    scan_top: float = 0.45
+    scan_bottom: float = 0.55
+    range_min: float = 0.1
+
+
+@dataclass
 class Config:
     """Every section of ``config.toml``."""
 
@@ -184,6 +197,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     obstacles: ObstacleConfig = field(default_factory=ObstacleConfig)
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
 
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:
@@ -256,6 +270,21 @@ def _validate(cfg: Config) -> None:
     for key in ("open_timeout", "read_timeout", "reconnect_initial", "reconnect_max"):
         if getattr(cfg.network, key) <= 0:
             raise UserError(f"config: network.{key} must be > 0")
+    for key in ("fx", "fy", "cx", "cy"):
+        if getattr(cfg.camera, key) < 0:
+            raise UserError(f"config: camera.{key} must be >= 0 (pixels; 0 = unknown)")
+    if not 0 <= cfg.camera.hfov_deg < 180:
+        raise UserError("config: camera.hfov_deg must be in 0..180 degrees (0 = unknown)")
+    g = cfg.geometry
+    if (
+        g.stride < 1
+        or not 0 < g.range_min < g.max_range
+        or not 0 <= g.scan_top < g.scan_bottom <= 1
+    ):
+        raise UserError(
+            "config: geometry needs stride >= 1, 0 < range_min < max_range and "
+            "0 <= scan_top < scan_bottom <= 1"
+        )
     if not 0 <= cfg.network.jitter_buffer <= 30:
         raise UserError("config: network.jitter_buffer must be 0..30 seconds")
     for i, point in enumerate(cfg.calibration.points):

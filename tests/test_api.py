@@ -38,6 +38,34 @@ def test_frames_carry_the_picture_depth_metres_and_obstacles(tmp_path: Path) -> 
     assert not [t for t in threading.enumerate() if t.name in STAGES]
 
 
+def test_calibrated_frames_with_intrinsics_carry_a_point_cloud_and_a_scan(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[calibration]\nscale = 0.02\nshift = 0.1\npoints = []\n"
+        "[camera]\nfx = 400.0\nfy = 400.0\n[geometry]\nstride = 8\n"
+    )
+    with open_depth("sample", config=config, weights="synthetic") as frames:
+        frame = next(frames)
+    assert frame.points is not None and frame.scan is not None
+    x, y, z = frame.points.xyz.T
+    u = np.round(400 * x / z + 319.5).astype(int)
+    v = np.round(400 * y / z + 135.5).astype(int)
+    np.testing.assert_allclose(frame.metres[v, u], z, rtol=1e-5)
+    assert np.array_equal(frame.points.rgb, frame.bgr[v, u, ::-1])
+    assert len(frame.scan.ranges) == 640 and frame.scan.angle_min < 0 < frame.scan.angle_max
+    # Straight ahead the scan holds the nearest range of the band in a centre column.
+    angles = frame.scan.angle_min + np.arange(640) * frame.scan.angle_increment
+    ahead = frame.scan.ranges[np.argmin(np.abs(angles))]
+    band = frame.metres[int(0.45 * 272) : int(0.55 * 272)]
+
+    def nearest(u: int) -> float:
+        r = band[:, u] * np.sqrt(1 + ((u - 319.5) / 400) ** 2)
+        r = r[np.isfinite(r) & (r >= 0.1)]
+        return np.nan if r.size == 0 else (r.min() if r.min() <= 10 else np.inf)
+
+    assert any(np.isclose(ahead, nearest(u), rtol=1e-5, equal_nan=True) for u in (319, 320))
+
+
 def test_uncalibrated_frames_have_no_metres_and_the_stream_ends_with_its_source(
     tmp_path: Path,
 ) -> None:
@@ -47,6 +75,7 @@ def test_uncalibrated_frames_have_no_metres_and_the_stream_ends_with_its_source(
     try:
         first = next(stream)
         assert first.metres is None and not first.obstacles.calibrated
+        assert first.points is None and first.scan is None
         # The colours of the picture are the clip's own (BGR), not a heat map.
         assert first.bgr.std() > 10
     finally:

@@ -288,3 +288,45 @@ def test_a_flood_of_offers_is_bounded_and_leaves_nothing_behind(estimator, monke
         assert state.pipeline.stats.frames_processed > 10 and not state.pipeline.done.is_set()
 
     serve(estimator, body, cfg)
+
+
+def test_a_flood_from_many_addresses_is_held_by_the_viewer_cap(estimator, monkeypatch) -> None:
+    """Twenty loopback addresses (127.0.0.2-21) each send 40 offers at once: the per-address
+    rate does not add up past ``max_viewers``, extra offers get 429/503 (never 500), the
+    live stream keeps going, and every unconnected peer is released."""
+    loopback_only(monkeypatch)
+    cfg = web_cfg(connect_timeout=2.0)
+
+    async def body(client, state):
+        viewer = Viewer()
+        sdp = await viewer.offer()
+        await _until(lambda: state.pipeline.stats.frames_processed >= 10)
+        baseline, processed = open_fds(), state.pipeline.stats.frames_processed
+        url = str(client.make_url("/whep"))
+        headers = {"Content-Type": "application/sdp"}
+
+        async def flood(address: str) -> list[int]:
+            connector = aiohttp.TCPConnector(local_addr=(address, 0))
+            async with aiohttp.ClientSession(connector=connector) as http:
+
+                async def one() -> int:
+                    async with http.post(url, data=sdp, headers=headers) as answer:
+                        await answer.read()
+                        return answer.status
+
+                return list(await asyncio.gather(*(one() for _ in range(40))))
+
+        floods = await asyncio.gather(*(flood(f"127.0.0.{i}") for i in range(2, 22)))
+        statuses = [status for answers in floods for status in answers]
+        counts = {s: statuses.count(s) for s in set(statuses)}
+        print(f"flood from 20 addresses: {counts}")
+        assert set(counts) <= {201, 429, 503} and counts.get(503, 0) > 0
+        assert counts.get(201, 0) <= cfg.web.max_viewers
+        assert len(state.peers.connections) <= cfg.web.max_viewers
+        await _until(lambda: not state.peers.connections, timeout=20)
+        await viewer.close()
+        await _until(lambda: open_fds() <= baseline + 2, timeout=30)
+        assert state.pipeline.stats.frames_processed > processed
+        assert not state.pipeline.done.is_set()
+
+    serve(estimator, body, cfg)

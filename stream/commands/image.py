@@ -12,10 +12,12 @@ import numpy as np
 from capture.errors import SourceError
 from capture.image import read_image
 from stream.assembly import renderer_for
+from stream.calibration import Fit, stored_fit
 from stream.commands.common import config, write_output
-from stream.config import LAYOUTS
+from stream.config import LAYOUTS, Config
 from stream.errors import UserError
 from stream.estimator import open_estimator
+from stream.geometry import Projector, write_ply
 
 log = logging.getLogger("depthstream")
 
@@ -44,20 +46,41 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         metavar="DEPTH.npy",
         help="save float32 depth at image size (default name <name>_depth.npy)",
     )
+    p.add_argument(
+        "--ply",
+        nargs="?",
+        const="",
+        metavar="OUT.ply",
+        help="save a coloured point cloud (needs a calibration and [camera] intrinsics; "
+        "default name <name>.ply)",
+    )
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the image")
     p.set_defaults(run=run)
 
 
-def _npy_target(flag: str | None, out_dir: Path, stem: str, suffix: str) -> Path | None:
+def _target(flag: str | None, out_dir: Path, name: str) -> Path | None:
     if flag is None:
         return None
-    return Path(flag) if flag else out_dir / f"{stem}_{suffix}.npy"
+    return Path(flag) if flag else out_dir / name
+
+
+def _projection(cfg: Config) -> tuple[Fit, Projector]:
+    """The calibration and the lens a point cloud needs, or a one-line error."""
+    fit = stored_fit(cfg.calibration)
+    if fit is None:
+        raise UserError("--ply needs metric depth: calibrate first (depthstream calibrate)")
+    projector = Projector(cfg.camera, cfg.geometry)
+    projector.check()
+    return fit, projector
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config(args)
-    if len(args.inputs) > 1 and (args.out or args.raw or args.depth):
-        raise UserError("with several inputs use --out-dir (and --raw/--depth without a path)")
+    if len(args.inputs) > 1 and (args.out or args.raw or args.depth or args.ply):
+        raise UserError(
+            "with several inputs use --out-dir (and --raw/--depth/--ply without a path)"
+        )
+    projection = _projection(cfg) if args.ply is not None else None
     if not any(Path(name).is_file() for name in args.inputs):
         raise UserError("none of the inputs exists: " + ", ".join(args.inputs))
     estimator = open_estimator(cfg.model, args.weights)
@@ -76,11 +99,16 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else out_dir / f"{stem}_depth.png"
         write_output(out, lambda p, v=view: cv2.imwrite(str(p), v))
         for target, array in (
-            (_npy_target(args.raw, out_dir, stem, "raw"), depth.raw),
-            (_npy_target(args.depth, out_dir, stem, "depth"), depth.depth),
+            (_target(args.raw, out_dir, f"{stem}_raw.npy"), depth.raw),
+            (_target(args.depth, out_dir, f"{stem}_depth.npy"), depth.depth),
         ):
             if target is not None:
                 write_output(target, lambda p, a=array: np.save(p, a.astype(np.float32)))
+        if projection is not None:
+            fit, projector = projection
+            cloud = projector.points(fit.metres(depth.depth), rgb)
+            ply = _target(args.ply, out_dir, f"{stem}.ply")
+            write_output(ply, lambda p, c=cloud: write_ply(p, c))
         log.info("%s -> %s", name, out)
         done += 1
     if done == 0:

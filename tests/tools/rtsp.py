@@ -6,6 +6,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+import av
+
+from capture.sample import SAMPLE_PATH
+
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -26,6 +30,25 @@ def gst_available() -> bool:
         check=False,
     )
     return probe.returncode == 0
+
+
+def loop_clip(dst: Path, seconds: float) -> Path:
+    """The sample clip repeated (remuxed, not re-encoded) to at least ``seconds``."""
+    with av.open(str(SAMPLE_PATH)) as src, av.open(str(dst), "w") as out:
+        video = src.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        span = int(src.duration / 1e6 / video.time_base)
+        loops = int(seconds // (src.duration / 1e6)) + 1
+        for k in range(loops):
+            src.seek(0)
+            for packet in src.demux(video):
+                if packet.dts is None:
+                    continue
+                packet.pts += k * span
+                packet.dts += k * span
+                packet.stream = stream
+                out.mux(packet)
+    return dst
 
 
 class RtspServer:

@@ -35,32 +35,13 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from capture.sample import SAMPLE_PATH
-from tests.tools.rtsp import RtspServer, free_port
+from tests.tools.rtsp import RtspServer, free_port, loop_clip
 from web.loopback import use_loopback_candidates
 
 TOKEN = "soak-token"
 SAMPLE_EVERY = 5.0
 UPLOAD_EVERY = 3.0
 FORMATS = ("png", "json", "npy")
-
-
-def loop_clip(dst: Path, seconds: float) -> Path:
-    """The sample clip repeated (remuxed, not re-encoded) to at least ``seconds``."""
-    with av.open(str(SAMPLE_PATH)) as src, av.open(str(dst), "w") as out:
-        video = src.streams.video[0]
-        stream = out.add_stream_from_template(video)
-        span = int(src.duration / 1e6 / video.time_base)
-        loops = int(seconds // (src.duration / 1e6)) + 1
-        for k in range(loops):
-            src.seek(0)
-            for packet in src.demux(video):
-                if packet.dts is None:
-                    continue
-                packet.pts += k * span
-                packet.dts += k * span
-                packet.stream = stream
-                out.mux(packet)
-    return dst
 
 
 def upload_image() -> bytes:
@@ -91,7 +72,7 @@ class Soak:
     http: Counter = field(default_factory=Counter)
     viewer_sessions: int = 0
     viewer_errors: list[str] = field(default_factory=list)
-    uploads: int = 0
+    uploads: list[tuple[float, float]] = field(default_factory=list)  # (sent, answered)
     camera_restarts: int = 0
     refusals: int = 0
     flood: dict[str, Any] | None = None
@@ -252,8 +233,9 @@ class Run:
         while not self.stopping.is_set():
             form = aiohttp.FormData()
             form.add_field("image", self.image, filename="frame.jpg", content_type="image/jpeg")
+            began = self.now()
             await self.request(http, "POST", f"/api/depth?format={FORMATS[turn % 3]}", data=form)
-            self.soak.uploads += 1
+            self.soak.uploads.append((began, self.now()))
             turn += 1
             await self.pause(UPLOAD_EVERY)
 
@@ -411,6 +393,20 @@ def _per_minute(soak: Soak) -> list[dict[str, Any]]:
     return rows
 
 
+def _near_uploads(soak: Soak) -> dict[str, float | None]:
+    """Frame age p95 of frames seen while an upload was inferred (or just after), and of
+    the rest: how much an upload stalls the live stream."""
+    ages = np.array(list(soak.ages.values())).reshape(-1, 2)
+    near = np.zeros(len(ages), bool)
+    for sent, answered in soak.uploads:
+        near |= (ages[:, 0] >= sent) & (ages[:, 0] <= answered + 0.5)
+
+    def p95(values: np.ndarray) -> float | None:
+        return round(float(np.percentile(values, 95)), 1) if values.size else None
+
+    return {"near": p95(ages[near, 1]), "otherwise": p95(ages[~near, 1])}
+
+
 def report(
     soak: Soak,
     first: Sample,
@@ -441,7 +437,8 @@ def report(
         "viewer_errors": soak.viewer_errors,
         "refusals_retried": soak.refusals,
         "flood": soak.flood,
-        "uploads": soak.uploads,
+        "uploads": len(soak.uploads),
+        "age_p95_ms_near_uploads": _near_uploads(soak),
         "http": {str(k): v for k, v in sorted(soak.http.items())},
         "http_5xx": sum(v for k, v in soak.http.items() if k >= 500),
         "tracebacks_logged": logged.count("Traceback"),
@@ -469,6 +466,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"- camera restarts {r['camera_restarts']}, reconnects {r['reconnects']}",
         f"- viewer sessions {r['viewer_sessions']}, viewer errors {len(r['viewer_errors'])}, "
         f"offers refused and retried {r['refusals_retried']}",
+        f"- frame age p95 around uploads {r['age_p95_ms_near_uploads']['near']} ms, "
+        f"otherwise {r['age_p95_ms_near_uploads']['otherwise']} ms",
         f"- uploads {r['uploads']}; HTTP answers {r['http']}; 5xx {r['http_5xx']}; "
         f"tracebacks in the server log {r['tracebacks_logged']}; server exit {r['server_exit']}",
     ]
