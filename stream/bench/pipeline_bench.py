@@ -99,7 +99,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Until ``serve`` at ``base`` has processed a frame (or its process ended)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -133,7 +134,7 @@ def run_serve(
     proc, spawned = _spawn(_cli(*args, *launch.flags()), env, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, proc)
+        wait_healthy(base, proc)
         seen = watch(base, viewers, seconds) if proc.poll() is None else []
     finally:
         if proc.poll() is None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from stream.bench.pipeline_bench import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST, PORT, TOKEN = "198.18.0.1", 8766, "interop-token"
@@ -34,19 +34,6 @@ def network() -> None:
         subprocess.run(["ip", *command.split()], check=True)
 
 
-def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
-                if json.load(resp)["frames_processed"] > 0:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the server did not come up")
-
-
 def main() -> None:
     work = Path(sys.argv[1])
     network()
@@ -59,7 +46,9 @@ def main() -> None:
         )
     base = f"http://{HOST}:{PORT}"
     try:
-        wait_healthy(base, server)
+        wait_healthy(base, server, 300)
+        if server.poll() is not None:
+            raise SystemExit("the server did not come up")
         viewer = subprocess.run(
             ["/usr/bin/python3", str(VIEWER), f"{base}/whep", TOKEN, "12"],
             capture_output=True,
