@@ -28,6 +28,7 @@ from stream.config import load_config
 from stream.geometry import LaserScan, PointCloud, Projector
 from stream.obstacles import ObstacleReading
 from stream.pipeline import Pipeline, Result
+from stream.scene import Scenes
 from stream.sinks.latest import LatestResult
 
 
@@ -57,9 +58,9 @@ class DepthFrame:
 class DepthStream(AbstractContextManager):
     """An iterator of :class:`DepthFrame` over a running pipeline; close it to stop."""
 
-    def __init__(self, pipeline: Pipeline, projector: Projector | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, scenes: Scenes) -> None:
         self._pipeline = pipeline
-        self._projector = projector
+        self._scenes = scenes
         self._latest = LatestResult()
         self._closed = False
         try:
@@ -76,7 +77,7 @@ class DepthStream(AbstractContextManager):
         while not self._closed:
             result = self._latest.get(timeout=0.2)
             if result is not None:
-                return _depth_frame(result, self._projector)
+                return _depth_frame(result, self._scenes)
             if self._pipeline.done.is_set():
                 break
         raise StopIteration
@@ -90,21 +91,18 @@ class DepthStream(AbstractContextManager):
         self.close()
 
 
-def _depth_frame(result: Result, projector: Projector | None) -> DepthFrame:
+def _depth_frame(result: Result, scenes: Scenes) -> DepthFrame:
     """Made in the consumer's thread, so frames it skips cost no conversion."""
-    reading = result.obstacles
-    fit = reading.calibration if reading is not None else None
-    metres = None if fit is None else fit.metres(result.depth.depth).astype(np.float32)
-    spatial = metres is not None and projector is not None
+    scene = scenes.scene(result)
     return DepthFrame(
         result.frame.seq,
         result.frame.wall_time,
         cv2.cvtColor(result.frame.rgb, cv2.COLOR_RGB2BGR),
         result.depth.depth,
-        metres,
-        reading,
-        projector.points(metres, result.frame.rgb) if spatial else None,
-        projector.scan(metres) if spatial else None,
+        scene.depth if scene.metric else None,
+        scene.obstacles,
+        scene.cloud,
+        scene.scan,
     )
 
 
@@ -120,8 +118,7 @@ def open_depth(
     included, and points and scans when calibrated with known intrinsics."""
     cfg = load_config(config)
     pipeline = open_pipeline(cfg, source, weights=weights, loop=loop, obstacles=True, overlay=False)
-    projector = Projector(cfg.camera, cfg.geometry)
-    return DepthStream(pipeline, projector if projector.known else None)
+    return DepthStream(pipeline, Scenes(Projector(cfg.camera, cfg.geometry)))
 
 
 def obstacle_readings(

@@ -4,11 +4,14 @@ command and the Python API.  Outputs are added to the returned pipeline as sinks
 from __future__ import annotations
 
 from capture.spec import open_source
+from stream.calibration import stored_fit
 from stream.config import Config
 from stream.estimator import DepthEstimator, open_estimator
+from stream.geometry import Projector
 from stream.obstacles import ObstacleMeter
 from stream.pipeline import Pipeline
 from stream.render.renderer import DepthRenderer
+from stream.scene import Scenes
 from stream.stabilizer import Anchor, Stabilizer
 
 
@@ -23,6 +26,11 @@ def stabilizer_for(cfg: Config) -> Stabilizer | None:
         return None
     anchor = cfg.calibration.anchor
     return Stabilizer(cfg.temporal, Anchor.load(anchor) if anchor else None)
+
+
+def scenes_for(cfg: Config) -> Scenes:
+    """3-D views of results with ``[camera]``, ``[geometry]`` and the stored calibration."""
+    return Scenes(Projector(cfg.camera, cfg.geometry), stored_fit(cfg.calibration))
 
 
 def open_pipeline(

@@ -183,6 +183,17 @@ class GeometryConfig:
 
 
 @dataclass
+class RobotConfig:
+    """What the ROS 2 recording and the Foxglove stream stamp on their messages: the
+    camera's optical ``frame_id`` (images, points), the body-aligned ``scan_frame_id``
+    the laser scan lies in (x forward, y left), and the camera frame's JPEG quality."""
+
+    frame_id: str = "camera_optical_frame"
+    scan_frame_id: str = "camera_link"
+    jpeg_quality: int = 80
+
+
+@dataclass
 class Config:
     """Every section of ``config.toml``."""
 
@@ -198,6 +209,7 @@ class Config:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     obstacles: ObstacleConfig = field(default_factory=ObstacleConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    robot: RobotConfig = field(default_factory=RobotConfig)
 
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:
@@ -285,6 +297,11 @@ def _validate(cfg: Config) -> None:
             "config: geometry needs stride >= 1, 0 < range_min < max_range and "
             "0 <= scan_top < scan_bottom <= 1"
         )
+    r = cfg.robot
+    if not r.frame_id or not r.scan_frame_id or r.frame_id == r.scan_frame_id:
+        raise UserError("config: robot needs two different names, frame_id and scan_frame_id")
+    if not 1 <= r.jpeg_quality <= 100:
+        raise UserError(f"config: robot.jpeg_quality must be in 1..100, got {r.jpeg_quality}")
     if not 0 <= cfg.network.jitter_buffer <= 30:
         raise UserError("config: network.jitter_buffer must be 0..30 seconds")
     for i, point in enumerate(cfg.calibration.points):

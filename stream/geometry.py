@@ -4,15 +4,17 @@ Points are in the camera's optical frame as ROS (REP 103) names it: x right,
 y down, z forward, metres.  The scan follows ``depthimage_to_laserscan``: one
 range per image column of a horizontal band, the nearest in the band, angles
 counter-clockwise from the optical axis (left positive), ``ranges[0]`` at
-``angle_min`` (the rightmost column).
+``angle_min`` (the rightmost column); the scan lies in a body-aligned frame at
+the camera (x forward, y left, z up), rotated from the optical frame by
+:data:`OPTICAL_IN_BODY`.
 """
 
 from __future__ import annotations
 
+import io
 import math
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from plyfile import PlyData, PlyElement
@@ -20,6 +22,10 @@ from plyfile import PlyData, PlyElement
 from capture.options import CameraOptions
 from stream.config import GeometryConfig
 from stream.errors import UserError
+
+# The optical frame's orientation in the body-aligned frame, as a quaternion (x, y, z, w):
+# roll -90 degrees then yaw -90 degrees, REP 103's camera_link -> camera_optical_frame.
+OPTICAL_IN_BODY = (-0.5, 0.5, -0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,8 @@ def point_cloud(
     return PointCloud(xyz.astype(np.float32), rgb[v, u].astype(np.uint8))
 
 
-def write_ply(path: Path, cloud: PointCloud) -> None:
-    """A binary PLY of the coloured points, written whole or not at all."""
+def ply_bytes(cloud: PointCloud, comments: Sequence[str] = ()) -> bytes:
+    """A binary PLY of the coloured points, with ``comments`` in its header."""
     vertices = np.empty(
         len(cloud.xyz),
         dtype=[
@@ -88,9 +94,9 @@ def write_ply(path: Path, cloud: PointCloud) -> None:
         vertices[axis] = cloud.xyz[:, i]
     for i, channel in enumerate(("red", "green", "blue")):
         vertices[channel] = cloud.rgb[:, i]
-    partial = path.with_name(path.name + ".part")
-    PlyData([PlyElement.describe(vertices, "vertex")]).write(str(partial))
-    os.replace(partial, path)
+    buffer = io.BytesIO()
+    PlyData([PlyElement.describe(vertices, "vertex")], comments=list(comments)).write(buffer)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)

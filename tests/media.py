@@ -1,4 +1,5 @@
-"""Small real clips for tests, cut from the bundled sample (real footage, not synthetic)."""
+"""Small real clips for tests, cut from the bundled sample (real footage, not synthetic), and
+readers of what depthstream writes that do not use its writers' libraries."""
 
 from __future__ import annotations
 
@@ -65,3 +66,15 @@ def exposure_flicker(still: np.ndarray, frames: int, swing: float = 0.15, seed: 
     gains = np.random.default_rng(seed).uniform(1 - swing, 1 + swing, frames)
     for gain in gains:
         yield np.clip(still.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+def read_ply(path: Path) -> np.ndarray:
+    """A binary little-endian PLY's vertices, read here without the writer's library."""
+    data = path.read_bytes()
+    header, body = data.split(b"end_header\n", 1)
+    lines = header.decode().splitlines()
+    assert lines[0] == "ply" and "format binary_little_endian 1.0" in lines
+    count = int(next(line for line in lines if line.startswith("element vertex")).split()[2])
+    kinds = {"float": "<f4", "uchar": "u1"}
+    fields = [(p.split()[2], kinds[p.split()[1]]) for p in lines if p.startswith("property")]
+    return np.frombuffer(body, dtype=fields, count=count)

@@ -14,17 +14,23 @@ import pytest
 from capture.camera import CameraSource
 from capture.file import FileSource
 from capture.network import NetworkSource
+from capture.options import CameraOptions
 from capture.pacing import PacedSource
 from capture.sample import SAMPLE_PATH
 from capture.source import Source
 from capture.spec import open_source
+from stream.config import GeometryConfig, RobotConfig
+from stream.geometry import Projector
 from stream.pipeline import Pipeline, Sink
 from stream.render.normalizer import EmaNormalizer
 from stream.render.renderer import DepthRenderer
+from stream.scene import Scenes
 from stream.sinks.depth_mkv import DepthRecorder
+from stream.sinks.foxglove_live import FoxgloveLive
 from stream.sinks.latest import LatestResult
 from stream.sinks.mp4 import Mp4Recorder
 from stream.sinks.progress import ProgressBar
+from stream.sinks.ros2_mcap import McapRecorder
 from stream.sinks.window import WindowDisplay
 from tests.conftest import ROOT
 from tests.test_rtsp import rtsp  # noqa: F401  (the real RTSP server fixture)
@@ -81,6 +87,15 @@ def test_every_output_meets_the_sink_protocol(tmp_path: Path) -> None:
         ProgressBar(None),
         LatestResult(),
         FrameHub(),
+        McapRecorder(
+            tmp_path / "out.mcap",
+            25.0,
+            Scenes(Projector(CameraOptions(), GeometryConfig())),
+            RobotConfig(),
+        ),
+        FoxgloveLive(
+            "127.0.0.1", 0, Scenes(Projector(CameraOptions(), GeometryConfig())), RobotConfig()
+        ),
     ]
     for sink in sinks:
         assert isinstance(sink, Sink), type(sink).__name__

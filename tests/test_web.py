@@ -26,6 +26,7 @@ from stream.render.normalizer import EmaNormalizer
 from stream.render.renderer import DepthRenderer
 from stream.stabilizer import STATES
 from tests.conftest import DATA
+from tests.media import read_ply
 from tests.webrtc import Viewer, loopback_only
 from web.server import create_app
 from web.state import STATE
@@ -106,6 +107,31 @@ def test_rest_depth_in_every_format(estimator) -> None:
         assert np.abs(depth - want).max() <= 1e-4 * (want.max() - want.min())
 
     serve(estimator, body)
+
+
+def test_rest_depth_as_a_point_cloud_when_calibrated(estimator, tmp_path) -> None:
+    async def refused(client, _state):
+        reply = await client.post("/api/depth?format=ply", data={"image": io.BytesIO(CHELSEA)})
+        assert reply.status == 409 and "calibrate first" in (await reply.json())["error"]
+
+    serve(estimator, refused)
+
+    cfg = Config()
+    cfg.calibration.scale, cfg.calibration.shift = 0.02, 0.1
+    cfg.camera.hfov_deg = 60.0
+
+    async def cloud(client, _state):
+        reply = await client.post("/api/depth?format=ply", data={"image": io.BytesIO(CHELSEA)})
+        assert reply.status == 200
+        return await reply.read()
+
+    ply = serve(estimator, cloud, cfg)
+    (tmp_path / "c.ply").write_bytes(ply)
+    points = read_ply(tmp_path / "c.ply")
+    assert len(points) > 5000 and (points["z"] > 0).all()
+    header = ply.split(b"end_header")[0].decode()
+    assert "comment intrinsics: approximate (from hfov_deg)" in header
+    assert "comment depth_unit: metres" in header
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import cli_command, require
+from tests.media import read_ply
 
 
 @pytest.fixture
@@ -99,10 +100,16 @@ def _heat_pixels(image: np.ndarray) -> float:
 
 
 def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
+    # Calibrated, with a field of view: the snapshot includes a point cloud.
+    (tmp_path / "cal.toml").write_text(
+        "[calibration]\nscale = 0.02\nshift = 0.1\npoints = []\n[camera]\nhfov_deg = 70.0\n"
+    )
     proc = subprocess.Popen(
         cli_command(
             "run",
             "sample",
+            "--config",
+            "cal.toml",
             "--loop",
             "--weights",
             "synthetic",
@@ -132,7 +139,7 @@ def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
         _press(xvfb, window, "c", turbo_greens)
         snaps_dir = tmp_path / "snaps"
         _press(
-            xvfb, window, "s", lambda: snaps_dir.is_dir() and len(list(snaps_dir.iterdir())) == 2
+            xvfb, window, "s", lambda: snaps_dir.is_dir() and len(list(snaps_dir.iterdir())) == 3
         )
         _press(xvfb, window, "q", lambda: _gone(xvfb, window))
         _, err = proc.communicate(timeout=60)
@@ -141,6 +148,8 @@ def test_window_shows_heat_map_and_keys_work(xvfb: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "colour map: turbo" in err
     snaps = sorted((tmp_path / "snaps").iterdir())
-    assert [p.suffix for p in snaps] == [".npy", ".png"]
+    assert [p.suffix for p in snaps] == [".npy", ".ply", ".png"]
     assert np.load(snaps[0]).shape == (272, 640)
+    cloud = read_ply(snaps[1])
+    assert len(cloud) > 1000 and (cloud["z"] > 0).all()
     assert (tmp_path / "s.json").is_file()

@@ -1,4 +1,5 @@
-"""``POST /api/depth``: one image in, its depth out (PNG heat map, JSON or .npy).
+"""``POST /api/depth``: one image in, its depth out (PNG heat map, JSON, .npy, or a PLY
+point cloud when calibrated with a known lens).
 
 Every bad input is a 4xx with a JSON error: empty, not an image, truncated,
 too many pixels (checked from the header before decoding), too large.
@@ -18,9 +19,12 @@ from aiohttp import web
 from capture.errors import SourceError
 from capture.image import decode_image, image_dimensions
 from stream.assembly import renderer_for
+from stream.calibration import stored_fit
+from stream.geometry import Projector
+from stream.scene import Scenes
 from web.state import STATE, ServerState
 
-FORMATS = ("png", "json", "npy")
+FORMATS = ("png", "json", "npy", "ply")
 
 
 async def _upload(request: web.Request) -> bytes:
@@ -51,11 +55,26 @@ def _check_pixels(data: bytes, limit: int) -> None:
         )
 
 
+def _scenes(state: ServerState) -> Scenes:
+    """The lens and the live calibration a point cloud needs, or a 409 saying which is missing."""
+    latest = state.hub.latest
+    reading = latest.obstacles if latest is not None else None
+    live = reading.calibration if reading is not None else None
+    fit = live or stored_fit(state.cfg.calibration)
+    scenes = Scenes(Projector(state.cfg.camera, state.cfg.geometry), fit)
+    if scenes.calibration is None:
+        raise web.HTTPConflict(reason="format=ply needs metric depth: calibrate first")
+    if not scenes.projector.known:
+        raise web.HTTPConflict(reason="format=ply needs [camera] fx and fy, or hfov_deg")
+    return scenes
+
+
 async def depth(request: web.Request) -> web.StreamResponse:
     state: ServerState = request.app[STATE]
     fmt = request.query.get("format", "png")
     if fmt not in FORMATS:
         raise web.HTTPBadRequest(reason=f"format must be one of {', '.join(FORMATS)}")
+    scenes = _scenes(state) if fmt == "ply" else None
     data = await _upload(request)
     if not data:
         raise web.HTTPBadRequest(reason="empty upload")
@@ -70,6 +89,9 @@ async def depth(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
         depth_map = await loop.run_in_executor(None, estimator, rgb)
     inference_ms = (time.perf_counter() - start) * 1000.0
+    if scenes is not None:
+        scene = scenes.make(0, time.time(), rgb, depth_map.depth, scenes.calibration)
+        return web.Response(body=scene.ply(), content_type="application/octet-stream")
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, depth_map.depth.astype(np.float32))

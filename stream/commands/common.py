@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 
+from stream.assembly import scenes_for
 from stream.config import (
     COLORMAPS,
     PRECISIONS,
@@ -19,7 +23,10 @@ from stream.config import (
     with_overrides,
 )
 from stream.errors import UserError
+from stream.pipeline import Sink
 from stream.stats import RunStats
+
+log = logging.getLogger("depthstream")
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -97,3 +104,68 @@ def write_stats(path: str | None, summary: dict[str, Any], stats: RunStats) -> N
     if path:
         figures = {**summary, "first_output_unix": stats.first_output_unix}
         write_output(Path(path), lambda p: p.write_text(json.dumps(figures, indent=2)))
+
+
+def add_foxglove_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--foxglove",
+        metavar="[HOST:]PORT",
+        help="serve a live Foxglove view (WebSocket) on this port (host default 127.0.0.1)",
+    )
+
+
+@dataclass(frozen=True)
+class RobotOutputs:
+    """The ROS 2 recording and the Foxglove server a command was asked for, checked before
+    anything starts (they need depthstream[robot])."""
+
+    mcap: str | None
+    foxglove: tuple[str, int] | None
+
+    @classmethod
+    def from_args(cls, mcap: str | None, foxglove: str | None) -> RobotOutputs:
+        if mcap or foxglove:
+            for module in ("mcap_ros2", "rosbags", "foxglove"):
+                if importlib.util.find_spec(module) is None:
+                    raise UserError(
+                        f"robot outputs need the robot extra ({module} is missing): "
+                        "pip install 'depthstream[robot]'"
+                    )
+        return cls(mcap, parse_address(foxglove) if foxglove else None)
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.mcap or self.foxglove)
+
+    def sinks(self, cfg: Config, fps: float) -> list[Sink]:
+        """The sinks, opened (the recording file, the listening server)."""
+        if not self.wanted:
+            return []
+        from stream.sinks.foxglove_live import FoxgloveLive
+        from stream.sinks.ros2_mcap import McapRecorder
+
+        scenes = scenes_for(cfg)
+        for gap in scenes.gaps():
+            log.warning("%s", gap)
+        sinks: list[Sink] = []
+        try:
+            if self.mcap:
+                sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot))
+            if self.foxglove:
+                live = FoxgloveLive(*self.foxglove, scenes, cfg.robot)
+                log.info("Foxglove: open ws://%s:%d (Open connection)", live.host, live.port)
+                sinks.append(live)
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
+        return sinks
+
+
+def parse_address(spec: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``PORT`` or ``HOST:PORT`` (``[v6]:PORT``; port 0 = any free one), or a one-line error."""
+    host, sep, port = spec.rpartition(":")
+    host = host.strip("[]") if sep else default_host
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UserError(f"--foxglove {spec!r}: give PORT or HOST:PORT (port 0..65535)")
+    return host or default_host, int(port)

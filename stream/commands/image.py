@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 import cv2
@@ -11,13 +12,12 @@ import numpy as np
 
 from capture.errors import SourceError
 from capture.image import read_image
-from stream.assembly import renderer_for
-from stream.calibration import Fit, stored_fit
+from stream.assembly import renderer_for, scenes_for
 from stream.commands.common import config, write_output
 from stream.config import LAYOUTS, Config
 from stream.errors import UserError
 from stream.estimator import open_estimator
-from stream.geometry import Projector, write_ply
+from stream.scene import Scenes
 
 log = logging.getLogger("depthstream")
 
@@ -64,14 +64,15 @@ def _target(flag: str | None, out_dir: Path, name: str) -> Path | None:
     return Path(flag) if flag else out_dir / name
 
 
-def _projection(cfg: Config) -> tuple[Fit, Projector]:
+def _scenes(cfg: Config) -> Scenes:
     """The calibration and the lens a point cloud needs, or a one-line error."""
-    fit = stored_fit(cfg.calibration)
-    if fit is None:
+    scenes = scenes_for(cfg)
+    if scenes.calibration is None:
         raise UserError("--ply needs metric depth: calibrate first (depthstream calibrate)")
-    projector = Projector(cfg.camera, cfg.geometry)
-    projector.check()
-    return fit, projector
+    scenes.projector.check()
+    for gap in scenes.gaps():
+        log.warning("%s", gap)
+    return scenes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             "with several inputs use --out-dir (and --raw/--depth/--ply without a path)"
         )
-    projection = _projection(cfg) if args.ply is not None else None
+    scenes = _scenes(cfg) if args.ply is not None else None
     if not any(Path(name).is_file() for name in args.inputs):
         raise UserError("none of the inputs exists: " + ", ".join(args.inputs))
     estimator = open_estimator(cfg.model, args.weights)
@@ -104,11 +105,10 @@ def run(args: argparse.Namespace) -> int:
         ):
             if target is not None:
                 write_output(target, lambda p, a=array: np.save(p, a.astype(np.float32)))
-        if projection is not None:
-            fit, projector = projection
-            cloud = projector.points(fit.metres(depth.depth), rgb)
+        if scenes is not None:
+            scene = scenes.make(done, time.time(), rgb, depth.depth, scenes.calibration)
             ply = _target(args.ply, out_dir, f"{stem}.ply")
-            write_output(ply, lambda p, c=cloud: write_ply(p, c))
+            write_output(ply, scene.write_ply)
         log.info("%s -> %s", name, out)
         done += 1
     if done == 0:

@@ -9,9 +9,16 @@ import threading
 from pathlib import Path
 
 from capture.sample import SAMPLE_NAME
-from stream.assembly import open_pipeline
+from stream.assembly import open_pipeline, scenes_for
 from stream.calibration import stored_fit
-from stream.commands.common import add_stabilize_option, add_stats_option, config, write_stats
+from stream.commands.common import (
+    RobotOutputs,
+    add_foxglove_option,
+    add_stabilize_option,
+    add_stats_option,
+    config,
+    write_stats,
+)
 from stream.config import LAYOUTS
 from stream.errors import UserError
 from stream.sinks.depth_mkv import DepthRecorder
@@ -46,6 +53,13 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         help="record the (stabilized) depth losslessly: FFV1 16-bit, frame size, "
         "millimetres when calibrated; unit and scale in the file and OUT.json",
     )
+    p.add_argument(
+        "--record-mcap",
+        metavar="OUT.mcap",
+        help="record ROS 2 messages (camera image, depth, camera info, point cloud, "
+        "laser scan, obstacles) to an MCAP file; needs depthstream[robot]",
+    )
+    add_foxglove_option(p)
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
     p.add_argument(
         "--mode",
@@ -82,16 +96,17 @@ def run(args: argparse.Namespace) -> int:
     window = args.display == "window"
     if window:
         check_display()
-    recording = bool(args.record or args.record_depth)
+    recording = bool(args.record or args.record_depth or args.record_mcap)
+    robot = RobotOutputs.from_args(args.record_mcap, args.foxglove)
     offline = args.mode == "offline" if args.mode else (not window and recording)
-    display = WindowDisplay(Path(args.snapshot_dir)) if window else None
+    display = WindowDisplay(Path(args.snapshot_dir), scenes_for(cfg)) if window else None
     with open_pipeline(
         cfg,
         args.source,
         weights=args.weights,
         offline=offline,
         loop=args.loop,
-        obstacles=args.obstacles,
+        obstacles=args.obstacles or robot.wanted,
         overlay=not args.no_overlay,
         max_frames=args.frames,
     ) as pipeline:
@@ -102,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         if args.record_depth:
             fit = stored_fit(cfg.calibration)
             pipeline.add_sink(DepthRecorder(args.record_depth, source.fps, not offline, fit))
+        for sink in robot.sinks(cfg, source.fps):
+            pipeline.add_sink(sink)
         if offline:
             total = min(filter(None, (source.frame_count, args.frames)), default=None)
             pipeline.add_sink(ProgressBar(total))

@@ -12,6 +12,8 @@ import argparse
 from capture.sample import SAMPLE_NAME
 from stream.assembly import open_pipeline
 from stream.commands.common import (
+    RobotOutputs,
+    add_foxglove_option,
     add_stabilize_option,
     add_stats_option,
     config,
@@ -36,6 +38,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: 8080)")
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
+    add_foxglove_option(p)
     add_stats_option(p)
     add_stabilize_option(p)
     p.set_defaults(run=run)
@@ -45,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from web.server import serve
 
     cfg = config(args)
+    robot = RobotOutputs.from_args(None, args.foxglove)
     pipeline = open_pipeline(
         cfg, args.source, weights=args.weights, loop=True, obstacles=True, overlay=False
     )
     with pipeline:
+        for sink in robot.sinks(cfg, pipeline.source.fps):
+            pipeline.add_sink(sink)
         try:
             serve(pipeline, cfg, config_target(args))
         except OSError as exc:

@@ -20,6 +20,10 @@ class LatestResult:
     def close(self) -> None:
         self._slot.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._slot.closed
+
     def get(self, timeout: float) -> Result | None:
         """The newest result not taken yet, or None after ``timeout`` (or once closed and taken)."""
         return self._slot.get(timeout=timeout)

@@ -1,7 +1,8 @@
 """The live OpenCV window, driven from the main thread (HighGUI wants that).
 
-Keys: q/Esc quit, c next colour map, s snapshot (PNG of the view + float
-depth as .npy), space pause the picture, f freeze the colour range.  The
+Keys: q/Esc quit, c next colour map, s snapshot (PNG of the view, float
+depth as .npy and, when calibrated with a known lens, a coloured point cloud
+as .ply), space pause the picture, f freeze the colour range.  The
 window is one of the pipeline's sinks; what it changes, it changes through
 the renderer's :meth:`~stream.render.renderer.DepthRenderer.configure`.
 """
@@ -21,6 +22,7 @@ from stream.config import COLORMAPS
 from stream.errors import UserError
 from stream.pipeline import Pipeline, Result
 from stream.render.overlay import draw_banner
+from stream.scene import Scenes
 
 log = logging.getLogger("depthstream")
 
@@ -36,8 +38,9 @@ def check_display() -> None:
 class WindowDisplay:
     """Shows the newest result and handles the keys, until the pipeline ends or the user quits."""
 
-    def __init__(self, snapshot_dir: Path = Path(".")) -> None:
+    def __init__(self, snapshot_dir: Path = Path("."), scenes: Scenes | None = None) -> None:
         self.snapshot_dir = snapshot_dir
+        self.scenes = scenes
         self.paused = False
         self._latest: Result | None = None
         self._shown: Result | None = None
@@ -96,13 +99,17 @@ class WindowDisplay:
             with self._lock:
                 result = self._latest
             if result is not None:
-                self.snapshot(result.view, result.depth.depth, result.frame.seq)
+                self.snapshot(result)
 
-    def snapshot(self, view: np.ndarray, depth: np.ndarray, seq: int) -> Path:
-        """Write ``snapshot-<seq>.png`` and ``snapshot-<seq>.npy``; returns the PNG path."""
+    def snapshot(self, result: Result) -> Path:
+        """Write ``snapshot-<seq>.png``, ``.npy`` and (when it can) ``.ply``; returns the PNG."""
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        png = self.snapshot_dir / f"snapshot-{seq:06d}.png"
-        cv2.imwrite(str(png), view)
-        np.save(png.with_suffix(".npy"), depth.astype(np.float32))
-        log.info("snapshot: %s (+ .npy)", png)
+        png = self.snapshot_dir / f"snapshot-{result.frame.seq:06d}.png"
+        cv2.imwrite(str(png), result.view)
+        np.save(png.with_suffix(".npy"), result.depth.depth.astype(np.float32))
+        scene = self.scenes.scene(result) if self.scenes is not None else None
+        spatial = scene is not None and scene.cloud is not None
+        if spatial:
+            scene.write_ply(png.with_suffix(".ply"))
+        log.info("snapshot: %s (+ .npy%s)", png, ", .ply" if spatial else "")
         return png

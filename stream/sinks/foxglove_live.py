@@ -1,0 +1,194 @@
+"""A live Foxglove view: the newest result published over the Foxglove WebSocket protocol.
+
+The server is ``foxglove-sdk``'s.  Channels carry Foxglove's own schemas, on
+the topics of the ROS 2 recording: the camera frame (CompressedImage), depth
+(RawImage ``32FC1``, metres or relative), the lens (CameraCalibration), the
+point cloud (PointCloud), the scan (LaserScan, in ``[robot] scan_frame_id``),
+the transform between the two frames, and the obstacle reading (JSON).
+Messages are built on a thread of their own from the newest result only, and
+only for channels a viewer subscribed to; each viewer's queue is short and drops
+its oldest message, so a slow or absent viewer never slows the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import foxglove
+import numpy as np
+from foxglove import channels
+from foxglove import messages as fm
+
+from stream.config import RobotConfig
+from stream.errors import UserError
+from stream.geometry import OPTICAL_IN_BODY
+from stream.scene import Scene, Scenes
+from stream.sinks.latest import LatestResult
+from stream.sinks.ros2_mcap import jpeg, obstacles_json
+
+BACKLOG = 32  # messages per viewer: a few frames' worth
+
+
+class FoxgloveLive:
+    """Sink: serves the newest result to Foxglove viewers on ``host``:``port``."""
+
+    def __init__(self, host: str, port: int, scenes: Scenes, robot: RobotConfig) -> None:
+        self.host = host
+        self._scenes = scenes
+        self._robot = robot
+        self._context = foxglove.Context()
+        try:
+            self._server = foxglove.start_server(
+                name="depthstream",
+                host=host,
+                port=port,
+                context=self._context,
+                message_backlog_size=BACKLOG,
+            )
+        except RuntimeError as exc:
+            raise UserError(f"--foxglove: cannot listen on {host}:{port}: {exc}") from None
+        ctx = self._context
+        self.image = channels.CompressedImageChannel("/camera/image/compressed", context=ctx)
+        self.depth = channels.RawImageChannel("/camera/depth/image", context=ctx)
+        self.inverse = channels.RawImageChannel("/camera/inverse_depth/image", context=ctx)
+        self.calibration = channels.CameraCalibrationChannel("/camera/calibration", context=ctx)
+        self.points = channels.PointCloudChannel("/camera/points", context=ctx)
+        self.scan = channels.LaserScanChannel("/scan", context=ctx)
+        self.tf = channels.FrameTransformsChannel("/tf", context=ctx)
+        self.obstacles = foxglove.Channel(
+            "/depthstream/obstacles", message_encoding="json", context=ctx
+        )
+        self._latest = LatestResult()
+        self._thread = threading.Thread(target=self._publish_loop, name="foxglove", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    def write(self, result) -> None:
+        self._latest.write(result)
+
+    def close(self) -> None:
+        self._latest.close()
+        self._thread.join()
+        self._server.stop()
+
+    def _publish_loop(self) -> None:
+        while True:
+            result = self._latest.get(timeout=0.5)
+            if result is None:
+                if self._latest.closed:
+                    return
+                continue
+            wanted = (
+                self.image,
+                self.depth,
+                self.inverse,
+                self.calibration,
+                self.points,
+                self.scan,
+                self.tf,
+                self.obstacles,
+            )
+            if any(channel.has_sinks() for channel in wanted):
+                self.publish(self._scenes.scene(result))
+
+    def publish(self, scene: Scene) -> None:
+        """Log ``scene`` on every channel that has a subscriber."""
+        t = scene.stamp_ns
+        stamp = fm.Timestamp(*divmod(t, 1_000_000_000))
+        frame = self._robot.frame_id
+        if self.image.has_sinks():
+            data = jpeg(scene.rgb, self._robot.jpeg_quality)
+            self.image.log(
+                fm.CompressedImage(timestamp=stamp, frame_id=frame, data=data, format="jpeg"),
+                log_time=t,
+            )
+        depth = self.depth if scene.metric else self.inverse
+        if depth.has_sinks():
+            height, width = scene.depth.shape
+            raw = np.ascontiguousarray(scene.depth, dtype="<f4").tobytes()
+            depth.log(
+                fm.RawImage(
+                    timestamp=stamp,
+                    frame_id=frame,
+                    width=width,
+                    height=height,
+                    encoding="32FC1",
+                    step=4 * width,
+                    data=raw,
+                ),
+                log_time=t,
+            )
+        k = scene.intrinsics
+        if k is not None and self.calibration.has_sinks():
+            height, width = scene.depth.shape
+            self.calibration.log(
+                fm.CameraCalibration(
+                    timestamp=stamp,
+                    frame_id=frame,
+                    width=width,
+                    height=height,
+                    distortion_model="plumb_bob",
+                    D=[0.0] * 5,
+                    K=[k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1],
+                    R=[1, 0, 0, 0, 1, 0, 0, 0, 1],
+                    P=[k.fx, 0, k.cx, 0, 0, k.fy, k.cy, 0, 0, 0, 1, 0],
+                ),
+                log_time=t,
+            )
+        if scene.cloud is not None and self.points.has_sinks():
+            self.points.log(self._point_cloud(scene, stamp), log_time=t)
+        if scene.scan is not None and self.scan.has_sinks():
+            s = scene.scan
+            self.scan.log(
+                fm.LaserScan(
+                    timestamp=stamp,
+                    frame_id=self._robot.scan_frame_id,
+                    start_angle=s.angle_min,
+                    end_angle=s.angle_max,
+                    ranges=s.ranges.tolist(),
+                    intensities=[],
+                ),
+                log_time=t,
+            )
+        if self.tf.has_sinks():
+            self.tf.log(self._transforms(stamp), log_time=t)
+        if self.obstacles.has_sinks():
+            self.obstacles.log(json.loads(obstacles_json(scene)), log_time=t)
+
+    def _point_cloud(self, scene: Scene, stamp: fm.Timestamp) -> fm.PointCloud:
+        assert scene.cloud is not None
+        count = len(scene.cloud.xyz)
+        packed = np.empty(count, dtype=[("xyz", "<f4", 3), ("rgba", "u1", 4)])
+        packed["xyz"] = scene.cloud.xyz
+        packed["rgba"][:, :3] = scene.cloud.rgb
+        packed["rgba"][:, 3] = 255
+        f32, u8 = fm.PackedElementFieldNumericType.Float32, fm.PackedElementFieldNumericType.Uint8
+        fields = [
+            fm.PackedElementField(name=n, offset=4 * i, type=f32) for i, n in enumerate("xyz")
+        ]
+        fields += [
+            fm.PackedElementField(name=n, offset=12 + i, type=u8)
+            for i, n in enumerate(("red", "green", "blue", "alpha"))
+        ]
+        return fm.PointCloud(
+            timestamp=stamp,
+            frame_id=self._robot.frame_id,
+            point_stride=16,
+            fields=fields,
+            data=packed.tobytes(),
+        )
+
+    def _transforms(self, stamp: fm.Timestamp) -> fm.FrameTransforms:
+        x, y, z, w = OPTICAL_IN_BODY
+        transform = fm.FrameTransform(
+            timestamp=stamp,
+            parent_frame_id=self._robot.scan_frame_id,
+            child_frame_id=self._robot.frame_id,
+            translation=fm.Vector3(x=0, y=0, z=0),
+            rotation=fm.Quaternion(x=x, y=y, z=z, w=w),
+        )
+        return fm.FrameTransforms(transforms=[transform])
