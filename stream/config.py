@@ -194,6 +194,31 @@ class RobotConfig:
 
 
 @dataclass
+class PublishConfig:
+    """``--publish``: the rendered view pushed as H.264 over RTSP to a media server, at this
+    bitrate with a key frame every ``keyframe_interval`` s; a lost server is retried after
+    ``reconnect_initial`` s, doubling up to ``reconnect_max``; ``timeout`` bounds every
+    network wait."""
+
+    url: str = ""
+    bitrate: int = 2_000_000
+    keyframe_interval: float = 2.0
+    timeout: float = 5.0
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 10.0
+
+
+@dataclass
+class MqttConfig:
+    """``--mqtt``: obstacle readings published at most every ``interval`` s, status retained,
+    with a last will; ``keepalive`` s between pings (a dead link is noticed within 1.5x)."""
+
+    url: str = ""
+    interval: float = 0.2
+    keepalive: int = 30
+
+
+@dataclass
 class Config:
     """Every section of ``config.toml``."""
 
@@ -210,6 +235,8 @@ class Config:
     obstacles: ObstacleConfig = field(default_factory=ObstacleConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     robot: RobotConfig = field(default_factory=RobotConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:
@@ -302,6 +329,15 @@ def _validate(cfg: Config) -> None:
         raise UserError("config: robot needs two different names, frame_id and scan_frame_id")
     if not 1 <= r.jpeg_quality <= 100:
         raise UserError(f"config: robot.jpeg_quality must be in 1..100, got {r.jpeg_quality}")
+    pub = cfg.publish
+    if pub.bitrate < 10_000 or pub.keyframe_interval <= 0 or pub.timeout <= 0:
+        raise UserError(
+            "config: publish needs bitrate >= 10000, keyframe_interval > 0, timeout > 0"
+        )
+    if not 0 < pub.reconnect_initial <= pub.reconnect_max:
+        raise UserError("config: publish needs 0 < reconnect_initial <= reconnect_max")
+    if cfg.mqtt.interval < 0 or cfg.mqtt.keepalive < 5:
+        raise UserError("config: mqtt needs interval >= 0 and keepalive >= 5 seconds")
     if not 0 <= cfg.network.jitter_buffer <= 30:
         raise UserError("config: network.jitter_buffer must be 0..30 seconds")
     for i, point in enumerate(cfg.calibration.points):

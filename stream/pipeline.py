@@ -85,6 +85,19 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Reporting(Protocol):
+    """A sink with a connection of its own (a media server, a broker) that reports on it.
+
+    :meth:`status` is safe from any thread and returns ``state`` (a word),
+    ``connected``, and the counters ``sent``, ``dropped`` and ``reconnects``.
+    """
+
+    name: str
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class Readout(Protocol):
     """Something measured on every frame's depth (the obstacle meter)."""
 
@@ -290,10 +303,17 @@ class Pipeline(AbstractContextManager):
             log.debug("while stopping after an error", exc_info=True)
 
     def summary(self) -> dict[str, Any]:
+        """The run's figures, with each reporting output's status under ``outputs``."""
         status = self.source.status
-        return self.stats.summary(
+        figures = self.stats.summary(
             self.queue.put_count,
             self.queue.dropped + self.inferred.dropped,
             status.reconnects,
             status.corrupt,
         )
+        outputs = self.outputs()
+        return {**figures, "outputs": outputs} if outputs else figures
+
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        """Each reporting sink's status, by its name."""
+        return {s.name: s.status() for s in self._sinks if isinstance(s, Reporting)}

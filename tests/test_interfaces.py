@@ -19,7 +19,7 @@ from capture.pacing import PacedSource
 from capture.sample import SAMPLE_PATH
 from capture.source import Source
 from capture.spec import open_source
-from stream.config import GeometryConfig, RobotConfig
+from stream.config import GeometryConfig, MqttConfig, PublishConfig, RobotConfig
 from stream.geometry import Projector
 from stream.pipeline import Pipeline, Sink
 from stream.render.normalizer import EmaNormalizer
@@ -29,8 +29,10 @@ from stream.sinks.depth_mkv import DepthRecorder
 from stream.sinks.foxglove_live import FoxgloveLive
 from stream.sinks.latest import LatestResult
 from stream.sinks.mp4 import Mp4Recorder
+from stream.sinks.mqtt import MqttPublisher
 from stream.sinks.progress import ProgressBar
 from stream.sinks.ros2_mcap import McapRecorder
+from stream.sinks.rtsp_publish import RtspPublisher
 from stream.sinks.window import WindowDisplay
 from tests.conftest import ROOT
 from tests.test_rtsp import rtsp  # noqa: F401  (the real RTSP server fixture)
@@ -87,6 +89,8 @@ def test_every_output_meets_the_sink_protocol(tmp_path: Path) -> None:
         ProgressBar(None),
         LatestResult(),
         FrameHub(),
+        RtspPublisher("rtsp://127.0.0.1:9/x", 25.0, PublishConfig()),
+        MqttPublisher("mqtt://127.0.0.1:9/ds", "main", lambda: "running", MqttConfig()),
         McapRecorder(
             tmp_path / "out.mcap",
             25.0,

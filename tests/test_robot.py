@@ -7,11 +7,9 @@ import asyncio
 import base64
 import json
 import math
-import re
 import struct
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -23,9 +21,9 @@ from mcap_ros2.decoder import DecoderFactory
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from stream.bench.pipeline_bench import wait_healthy
-from tests.conftest import assert_clean_error, cli_command, run_synthetic
+from tests.conftest import assert_clean_error, run_synthetic
 from tests.tools.rtsp import free_port
+from tests.tools.serving import frames_processed, start_serve, stop
 
 FX, FY, CX, CY = 500.0, 480.0, 322.0, 130.0
 CALIBRATED = (
@@ -288,28 +286,6 @@ class FoxgloveClient:
         return got
 
 
-def _serve(tmp_path: Path, config: str) -> tuple[subprocess.Popen, int, str]:
-    (tmp_path / "c.toml").write_text(config)
-    port, fox = free_port(), free_port()
-    proc = subprocess.Popen(
-        cli_command(
-            "serve", "sample", "--config", "c.toml", "--weights", "synthetic",
-            "--port", str(port), "--foxglove", f"127.0.0.1:{fox}",
-        ),
-        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_healthy(base, proc)
-    assert proc.poll() is None, proc.communicate()[1]
-    return proc, fox, base
-
-
-def _frames(base: str) -> int:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return int(re.search(r"^depthstream_frames_processed_total (\d+)", text, re.M).group(1))
-
-
 TOPICS = {
     "/camera/image/compressed": "foxglove.CompressedImage",
     "/camera/depth/image": "foxglove.RawImage",
@@ -325,7 +301,8 @@ TOPICS = {
 def test_foxglove_viewer_sees_every_stream_and_a_stalled_one_slows_nothing(tmp_path) -> None:
     import websockets
 
-    proc, fox, base = _serve(tmp_path, CALIBRATED)
+    fox = free_port()
+    proc, base = start_serve(tmp_path, "--foxglove", f"127.0.0.1:{fox}", config=CALIBRATED)
     try:
 
         async def session() -> tuple[dict, float]:
@@ -345,20 +322,18 @@ def test_foxglove_viewer_sees_every_stream_and_a_stalled_one_slows_nothing(tmp_p
                 got = await client.messages(wanted)
 
                 # Stalled: subscribed to everything, reading nothing, for a while.
-                before, t0 = _frames(base), time.monotonic()
+                before, t0 = frames_processed(base), time.monotonic()
                 await asyncio.sleep(8)
-                stalled_rate = (_frames(base) - before) / (time.monotonic() - t0)
+                stalled_rate = (frames_processed(base) - before) / (time.monotonic() - t0)
             return got, stalled_rate
 
-        before, t0 = _frames(base), time.monotonic()
+        before, t0 = frames_processed(base), time.monotonic()
         time.sleep(8)
-        free_rate = (_frames(base) - before) / (time.monotonic() - t0)
+        free_rate = (frames_processed(base) - before) / (time.monotonic() - t0)
         got, stalled_rate = asyncio.run(session())
         assert proc.poll() is None
     finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+        err = stop(proc)
     assert "Foxglove: open ws://127.0.0.1" in err
 
     stamp, image = got["/camera/image/compressed"]

@@ -21,6 +21,7 @@ async def healthz(request: web.Request) -> web.Response:
             "uptime_s": round(time.monotonic() - state.started_at, 1),
             "frames_processed": state.pipeline.stats.frames_processed,
             "viewers": len(state.peers.connections),
+            "outputs": state.pipeline.outputs(),
         },
         status=200 if alive else 503,
     )
@@ -40,6 +41,21 @@ def _metric(
     lines: list[str], name: str, kind: str, doc: str, value: float, labels: str = ""
 ) -> None:
     lines += [f"# HELP {name} {doc}", f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
+
+
+OUTPUT_SERIES = {
+    "connected": ("gauge", "1 while the output is connected to its server or broker."),
+    "sent": ("counter", "Frames or readings the output sent."),
+    "dropped": ("counter", "Frames or readings dropped while the output was busy or away."),
+    "reconnects": ("counter", "Times the output's server or broker came back."),
+}
+
+
+def _output_metrics(lines: list[str], outputs: dict[str, dict]) -> None:
+    for key, (kind, doc) in OUTPUT_SERIES.items():
+        name = f"depthstream_output_{key}" + ("_total" if kind == "counter" else "")
+        lines += [f"# HELP {name} {doc}", f"# TYPE {name} {kind}"]
+        lines += [f'{name}{{output="{out}"}} {int(s[key])}' for out, s in outputs.items()]
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -70,6 +86,9 @@ async def metrics(request: web.Request) -> web.Response:
         "VP8 packets encoded for viewers (once each, however many watch).",
         state.broadcast.encoded,
     )
+    outputs = summary.get("outputs", {})
+    if outputs:
+        _output_metrics(lines, outputs)
     if pipeline.stabilizer is not None:
         lines += [
             "# HELP depthstream_stabilizer_frames_total Frames by how the stabilizer took them.",

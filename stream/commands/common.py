@@ -23,7 +23,7 @@ from stream.config import (
     with_overrides,
 )
 from stream.errors import UserError
-from stream.pipeline import Sink
+from stream.pipeline import Pipeline, Sink
 from stream.stats import RunStats
 
 log = logging.getLogger("depthstream")
@@ -106,24 +106,21 @@ def write_stats(path: str | None, summary: dict[str, Any], stats: RunStats) -> N
         write_output(Path(path), lambda p: p.write_text(json.dumps(figures, indent=2)))
 
 
-def add_foxglove_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--foxglove",
-        metavar="[HOST:]PORT",
-        help="serve a live Foxglove view (WebSocket) on this port (host default 127.0.0.1)",
-    )
-
-
 @dataclass(frozen=True)
-class RobotOutputs:
-    """The ROS 2 recording and the Foxglove server a command was asked for, checked before
-    anything starts (they need depthstream[robot])."""
+class Outputs:
+    """The outputs with a connection or a file of their own a command was asked for: the ROS
+    2 recording and the Foxglove server (they need depthstream[robot]), the RTSP push to a
+    media server and the MQTT broker.  Checked before anything starts, opened once the
+    pipeline exists."""
 
-    mcap: str | None
-    foxglove: tuple[str, int] | None
+    mcap: str | None = None
+    foxglove: tuple[str, int] | None = None
+    publish: str | None = None
+    mqtt: str | None = None
 
     @classmethod
-    def from_args(cls, mcap: str | None, foxglove: str | None) -> RobotOutputs:
+    def from_args(cls, args: argparse.Namespace, cfg: Config) -> Outputs:
+        mcap, foxglove = getattr(args, "record_mcap", None), args.foxglove
         if mcap or foxglove:
             for module in ("mcap_ros2", "rosbags", "foxglove"):
                 if importlib.util.find_spec(module) is None:
@@ -131,16 +128,48 @@ class RobotOutputs:
                         f"robot outputs need the robot extra ({module} is missing): "
                         "pip install 'depthstream[robot]'"
                     )
-        return cls(mcap, parse_address(foxglove) if foxglove else None)
+        from stream.sinks.mqtt import BrokerAddress
+        from stream.sinks.rtsp_publish import check_publish_url
+
+        publish = args.publish or cfg.publish.url or None
+        mqtt = args.mqtt or cfg.mqtt.url or None
+        if publish:
+            check_publish_url(publish)
+        if mqtt:
+            BrokerAddress.parse(mqtt)
+        return cls(mcap, parse_address(foxglove) if foxglove else None, publish, mqtt)
 
     @property
-    def wanted(self) -> bool:
+    def robot(self) -> bool:
         return bool(self.mcap or self.foxglove)
 
-    def sinks(self, cfg: Config, fps: float) -> list[Sink]:
-        """The sinks, opened (the recording file, the listening server)."""
-        if not self.wanted:
-            return []
+    @property
+    def readings(self) -> bool:
+        """Whether an output needs the obstacle meter's reading of every frame."""
+        return self.robot or bool(self.mqtt)
+
+    def sinks(self, cfg: Config, pipeline: Pipeline, camera: str = "main") -> list[Sink]:
+        """The sinks, opened (the recording file, the listening server, the connections)."""
+        sinks: list[Sink] = []
+        try:
+            if self.robot:
+                sinks += self._robot_sinks(cfg, pipeline.source.fps)
+            if self.publish:
+                from stream.sinks.rtsp_publish import RtspPublisher
+
+                sinks.append(RtspPublisher(self.publish, pipeline.source.fps, cfg.publish))
+            if self.mqtt:
+                from stream.sinks.mqtt import MqttPublisher
+
+                status = pipeline.source.status
+                sinks.append(MqttPublisher(self.mqtt, camera, lambda: status.state, cfg.mqtt))
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
+        return sinks
+
+    def _robot_sinks(self, cfg: Config, fps: float) -> list[Sink]:
         from stream.sinks.foxglove_live import FoxgloveLive
         from stream.sinks.ros2_mcap import McapRecorder
 
@@ -148,18 +177,38 @@ class RobotOutputs:
         for gap in scenes.gaps():
             log.warning("%s", gap)
         sinks: list[Sink] = []
-        try:
-            if self.mcap:
-                sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot))
-            if self.foxglove:
+        if self.mcap:
+            sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot))
+        if self.foxglove:
+            try:
                 live = FoxgloveLive(*self.foxglove, scenes, cfg.robot)
-                log.info("Foxglove: open ws://%s:%d (Open connection)", live.host, live.port)
-                sinks.append(live)
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
+            except BaseException:
+                for sink in sinks:
+                    sink.close()
+                raise
+            log.info("Foxglove: open ws://%s:%d (Open connection)", live.host, live.port)
+            sinks.append(live)
         return sinks
+
+
+def add_network_outputs(p: argparse.ArgumentParser) -> None:
+    """``--foxglove``, ``--publish`` and ``--mqtt``, the same on ``run`` and ``serve``."""
+    p.add_argument(
+        "--foxglove",
+        metavar="[HOST:]PORT",
+        help="serve a live Foxglove view (WebSocket) on this port (host default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--publish",
+        metavar="URL",
+        help="push the rendered view as H.264 to a media server: rtsp://HOST[:PORT]/PATH "
+        "([publish])",
+    )
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish obstacle readings and status: mqtt://[user:pass@]HOST[:PORT]/PREFIX ([mqtt])",
+    )
 
 
 def parse_address(spec: str, default_host: str = "127.0.0.1") -> tuple[str, int]:

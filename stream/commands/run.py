@@ -12,8 +12,8 @@ from capture.sample import SAMPLE_NAME
 from stream.assembly import open_pipeline, scenes_for
 from stream.calibration import stored_fit
 from stream.commands.common import (
-    RobotOutputs,
-    add_foxglove_option,
+    Outputs,
+    add_network_outputs,
     add_stabilize_option,
     add_stats_option,
     config,
@@ -59,7 +59,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         help="record ROS 2 messages (camera image, depth, camera info, point cloud, "
         "laser scan, obstacles) to an MCAP file; needs depthstream[robot]",
     )
-    add_foxglove_option(p)
+    add_network_outputs(p)
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
     p.add_argument(
         "--mode",
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if window:
         check_display()
     recording = bool(args.record or args.record_depth or args.record_mcap)
-    robot = RobotOutputs.from_args(args.record_mcap, args.foxglove)
+    outputs = Outputs.from_args(args, cfg)
     offline = args.mode == "offline" if args.mode else (not window and recording)
     display = WindowDisplay(Path(args.snapshot_dir), scenes_for(cfg)) if window else None
     with open_pipeline(
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         offline=offline,
         loop=args.loop,
-        obstacles=args.obstacles or robot.wanted,
+        obstacles=args.obstacles or outputs.readings,
         overlay=not args.no_overlay,
         max_frames=args.frames,
     ) as pipeline:
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         if args.record_depth:
             fit = stored_fit(cfg.calibration)
             pipeline.add_sink(DepthRecorder(args.record_depth, source.fps, not offline, fit))
-        for sink in robot.sinks(cfg, source.fps):
+        for sink in outputs.sinks(cfg, pipeline):
             pipeline.add_sink(sink)
         if offline:
             total = min(filter(None, (source.frame_count, args.frames)), default=None)

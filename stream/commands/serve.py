@@ -12,8 +12,8 @@ import argparse
 from capture.sample import SAMPLE_NAME
 from stream.assembly import open_pipeline
 from stream.commands.common import (
-    RobotOutputs,
-    add_foxglove_option,
+    Outputs,
+    add_network_outputs,
     add_stabilize_option,
     add_stats_option,
     config,
@@ -38,7 +38,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: 8080)")
     p.add_argument("--layout", choices=LAYOUTS, help="heat map alone or beside the original")
-    add_foxglove_option(p)
+    add_network_outputs(p)
     add_stats_option(p)
     add_stabilize_option(p)
     p.set_defaults(run=run)
@@ -48,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
     from web.server import serve
 
     cfg = config(args)
-    robot = RobotOutputs.from_args(None, args.foxglove)
+    outputs = Outputs.from_args(args, cfg)
     pipeline = open_pipeline(
         cfg, args.source, weights=args.weights, loop=True, obstacles=True, overlay=False
     )
     with pipeline:
-        for sink in robot.sinks(cfg, pipeline.source.fps):
+        for sink in outputs.sinks(cfg, pipeline):
             pipeline.add_sink(sink)
         try:
             serve(pipeline, cfg, config_target(args))
