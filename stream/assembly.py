@@ -3,9 +3,10 @@ command and the Python API.  Outputs are added to the returned pipeline as sinks
 
 from __future__ import annotations
 
+from capture.source import Source
 from capture.spec import open_source
 from stream.calibration import stored_fit
-from stream.config import Config
+from stream.config import CameraEntry, Config
 from stream.estimator import DepthEstimator, open_estimator
 from stream.geometry import Projector
 from stream.obstacles import ObstacleMeter
@@ -13,6 +14,7 @@ from stream.pipeline import Pipeline
 from stream.render.renderer import DepthRenderer
 from stream.scene import Scenes
 from stream.stabilizer import Anchor, Stabilizer
+from stream.turns import Turns
 
 
 def renderer_for(cfg: Config, estimator: DepthEstimator) -> DepthRenderer:
@@ -50,7 +52,6 @@ def open_pipeline(
     (else they play at their own pace, as a camera would).  ``obstacles``:
     the obstacle meter reads every frame, with the configured calibration.
     """
-    stabilizer = stabilizer_for(cfg)
     src = open_source(source, cfg.camera, cfg.network, live_file=not offline, loop=loop)
     try:
         estimator = open_estimator(cfg.model, weights)
@@ -58,6 +59,49 @@ def open_pipeline(
     except BaseException:
         src.close()
         raise
+    return _pipeline(cfg, src, estimator, obstacles, overlay, max_frames)
+
+
+def open_cameras(
+    cfg: Config,
+    cameras: list[CameraEntry],
+    *,
+    weights: str | None = None,
+    obstacles: bool = False,
+    overlay: bool = True,
+) -> dict[str, Pipeline]:
+    """A live pipeline per camera (files loop), not started yet, all on one estimator: one
+    set of weights in memory, turns taken first come first served (:mod:`stream.turns`)."""
+    estimator = open_estimator(cfg.model, weights)
+    turns = Turns() if len(cameras) > 1 else None
+    named = len(cameras) > 1
+    sources: list[Source] = []
+    try:
+        for entry in cameras:
+            sources.append(open_source(entry.source, cfg.camera, cfg.network, loop=True))
+            estimator.warm_up(*sources[-1].size)
+    except BaseException:
+        for src in sources:
+            src.close()
+        raise
+    return {
+        entry.name: _pipeline(
+            cfg, src, estimator, obstacles, overlay, None, turns, entry.name if named else ""
+        )
+        for entry, src in zip(cameras, sources, strict=True)
+    }
+
+
+def _pipeline(
+    cfg: Config,
+    src: Source,
+    estimator: DepthEstimator,
+    obstacles: bool,
+    overlay: bool,
+    max_frames: int | None,
+    turns: Turns | None = None,
+    name: str = "",
+) -> Pipeline:
     return Pipeline(
         src,
         estimator,
@@ -67,5 +111,7 @@ def open_pipeline(
         overlay=overlay,
         log_interval=cfg.output.log_interval,
         readout=ObstacleMeter.from_config(cfg.obstacles, cfg.calibration) if obstacles else None,
-        stabilizer=stabilizer,
+        stabilizer=stabilizer_for(cfg),
+        turns=turns,
+        name=name,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,6 +220,16 @@ class MqttConfig:
 
 
 @dataclass
+class CameraEntry:
+    """One camera of a multi-camera ``serve``: a name for its URLs and topics, any source
+    ``run`` takes, and optionally its own RTSP publish URL."""
+
+    name: str
+    source: str
+    publish: str = ""
+
+
+@dataclass
 class Config:
     """Every section of ``config.toml``."""
 
@@ -237,6 +248,7 @@ class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    cameras: list[CameraEntry] = field(default_factory=list)
 
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:
@@ -369,11 +381,44 @@ def _validate(cfg: Config) -> None:
         )
 
 
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def check_camera_names(names: list[str]) -> None:
+    """Names become URL path parts and MQTT topic levels: letters, digits, ``-``, ``_``."""
+    for name in names:
+        if not CAMERA_NAME.fullmatch(name):
+            raise UserError(f"camera name {name!r}: use 1-32 letters, digits, '-' or '_'")
+    if len(set(names)) != len(names):
+        raise UserError("camera names must differ")
+
+
+def _cameras(tables: Any) -> list[CameraEntry]:
+    """``[[cameras]]`` tables (``cameras = []``: one camera, from the command line)."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise UserError("config: cameras must be [[cameras]] tables")
+    hints = get_type_hints(CameraEntry)
+    entries = []
+    for i, table in enumerate(tables):
+        unknown = set(table) - set(hints)
+        if unknown or not {"name", "source"} <= set(table):
+            raise UserError(
+                f"config: cameras[{i}] needs name and source (known keys: {', '.join(hints)})"
+            )
+        values = {k: _check_type(f"cameras[{i}].{k}", v, hints[k]) for k, v in table.items()}
+        entries.append(CameraEntry(**values))
+    check_camera_names([e.name for e in entries])
+    return entries
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build a validated :class:`Config` from parsed TOML, naming any bad key."""
     sections: dict[str, Any] = {}
     section_types = get_type_hints(Config)
     for name, table in data.items():
+        if name == "cameras":
+            sections[name] = _cameras(table)
+            continue
         if name not in section_types:
             raise UserError(f"config: unknown section [{name}] (known: {', '.join(section_types)})")
         if not isinstance(table, dict):

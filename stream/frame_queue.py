@@ -54,6 +54,18 @@ class FrameQueue(Generic[T]):
             self._cond.notify_all()
             return item
 
+    def newest_or(self, item: T) -> T:
+        """The newest queued item in place of ``item`` (which is dropped, with any older ones,
+        and counted), or ``item`` when nothing newer waits."""
+        with self._cond:
+            if not self._items:
+                return item
+            self.dropped += len(self._items)
+            newest = self._items.pop()
+            self._items.clear()
+            self._cond.notify_all()
+            return newest
+
     @property
     def closed(self) -> bool:
         return self._closed

@@ -32,6 +32,7 @@ from stream.render.overlay import draw_figures, draw_sectors
 from stream.render.renderer import DepthRenderer
 from stream.stabilizer import Stabilizer
 from stream.stats import RunStats, format_line
+from stream.turns import Turns
 
 log = logging.getLogger("depthstream")
 MAX_CONSECUTIVE_FAILURES = 10
@@ -131,8 +132,13 @@ class Pipeline(AbstractContextManager):
         log_interval: float = 5.0,
         readout: Readout | None = None,
         stabilizer: Stabilizer | None = None,
+        turns: Turns | None = None,
+        name: str = "",
     ) -> None:
         self.source = source
+        self.turns = turns
+        self.name = name
+        self._log_prefix = f"{name}: " if name else ""
         self.estimator = estimator
         self.renderer = renderer
         self.readout = readout
@@ -191,6 +197,14 @@ class Pipeline(AbstractContextManager):
             self.inferred.close()
 
     def _estimate(self, frame: Frame) -> None:
+        if self.turns is None:
+            self._infer_one(frame)
+            return
+        with self.turns.turn():
+            # Another camera's inference ran while this one waited: take the newest frame.
+            self._infer_one(self.queue.newest_or(frame))
+
+    def _infer_one(self, frame: Frame) -> None:
         t0 = time.perf_counter()
         depth = self.estimator(frame.rgb)
         inference_ms = (time.perf_counter() - t0) * 1000.0
@@ -219,7 +233,7 @@ class Pipeline(AbstractContextManager):
             except Exception as exc:
                 failures += 1
                 self.stats.record_failure()
-                log.warning("frame %d skipped: %s", item.seq, exc)
+                log.warning("%sframe %d skipped: %s", self._log_prefix, item.seq, exc)
                 if failures >= MAX_CONSECUTIVE_FAILURES:
                     raise
 
@@ -249,7 +263,7 @@ class Pipeline(AbstractContextManager):
             self.stop()
         if time.monotonic() - self._last_log >= self.log_interval:
             self._last_log = time.monotonic()
-            log.info("%s", format_line(self.summary()))
+            log.info("%s%s", self._log_prefix, format_line(self.summary()))
 
     def start(self) -> None:
         self._started = True

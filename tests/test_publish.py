@@ -74,8 +74,8 @@ def test_published_depth_reaches_the_server_and_survives_its_restart(tmp_path: P
         _until(lambda: _publish(base)["reconnects"] == 1, 30, "a reconnect")
         _until(lambda: _publish(base)["sent"] > sent + 60, 60, "frames after the reconnect")
         text = metrics(base)
-        assert 'depthstream_output_connected{output="publish"} 1' in text
-        assert 'depthstream_output_reconnects_total{output="publish"} 1' in text
+        assert 'depthstream_output_connected{camera="main",output="publish"} 1' in text
+        assert 'depthstream_output_reconnects_total{camera="main",output="publish"} 1' in text
     finally:
         err = stop(proc)
         try:

@@ -281,7 +281,7 @@ def test_offer_and_whep_viewers_receive_frames_and_records(estimator, monkeypatc
         stats, queue = state.pipeline.stats, state.pipeline.queue
         assert stats.frames_processed <= queue.put_count - queue.dropped
         # One encoder for both viewers: at most one packet per processed frame.
-        assert 8 <= state.broadcast.encoded <= stats.frames_processed
+        assert 8 <= state.feed().broadcast.encoded <= stats.frames_processed
         assert len(state.peers.connections) == 2
         assert (await client.delete(location)).status == 200
         assert len(state.peers.connections) == 1

@@ -1,8 +1,8 @@
-"""``/api/settings``: colour map, layout and colour-range freeze.
+"""``/api/settings``: colour map, layout and colour-range freeze (``?camera=NAME``).
 
-They change the one shared renderer, through its thread-safe ``configure``,
-so they apply to every viewer at once: inference and rendering run once per
-frame however many viewers watch.
+They change that camera's renderer, through its thread-safe ``configure``,
+so they apply to all its viewers at once: inference and rendering run once
+per frame however many viewers watch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def _answer(settings: RenderSettings) -> web.Response:
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    return _answer(request.app[STATE].pipeline.renderer.settings())
+    feed = request.app[STATE].feed(request.query.get("camera"))
+    return _answer(feed.pipeline.renderer.settings())
 
 
 async def post_settings(request: web.Request) -> web.Response:
@@ -35,7 +36,8 @@ async def post_settings(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(reason="body must be a JSON object")
     change = {key: body.get(key) for key in ("colormap", "layout", "freeze")}
     try:
-        settings = request.app[STATE].pipeline.renderer.configure(**change)
+        feed = request.app[STATE].feed(request.query.get("camera"))
+        settings = feed.pipeline.renderer.configure(**change)
     except (ValueError, TypeError) as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     return _answer(settings)

@@ -11,26 +11,29 @@ from aiohttp import WSMsgType, web
 from stream import calibration
 from stream.errors import UserError
 from stream.pipeline import Result
+from web.hub import FrameHub
 from web.state import STATE, ServerState
 
 log = logging.getLogger("depthstream")
 
 
 async def stream_obstacles(request: web.Request) -> web.WebSocketResponse:
-    """One JSON reading per processed frame; a slow client just gets the newest."""
+    """One JSON reading per processed frame of ``?camera=NAME`` (default: the first camera);
+    a slow client just gets the newest."""
     state: ServerState = request.app[STATE]
+    hub = state.feed(request.query.get("camera")).hub
     with state.websockets.hold():
-        return await _serve_obstacles(request, state)
+        return await _serve_obstacles(request, hub)
 
 
-async def _serve_obstacles(request: web.Request, state: ServerState) -> web.WebSocketResponse:
+async def _serve_obstacles(request: web.Request, hub: FrameHub) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     closed = asyncio.ensure_future(_until_closed(ws))
     seen: Result | None = None
     try:
         while not ws.closed:
-            waiter = asyncio.ensure_future(state.hub.newer_than(seen))
+            waiter = asyncio.ensure_future(hub.newer_than(seen))
             done, _ = await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
             if waiter not in done:
                 waiter.cancel()
@@ -52,14 +55,18 @@ async def _until_closed(ws: web.WebSocketResponse) -> None:
 
 
 async def calibrate(request: web.Request) -> web.Response:
-    """``{"points": [[x, y, metres], ...]}`` in image pixels of the current frame: fit on
-    the newest depth map, apply it at once, and save it to the config file."""
+    """``{"points": [[x, y, metres], ...]}`` in image pixels of the current frame (of
+    ``"camera"``, default the first): fit on the newest depth map, apply it at once, and
+    save it to the config file (single-camera servers only)."""
     state: ServerState = request.app[STATE]
     try:
-        points = [(float(x), float(y), float(m)) for x, y, m in (await request.json())["points"]]
-    except (KeyError, TypeError, ValueError):  # ValueError: not JSON, not UTF-8, not numbers
+        body = await request.json()
+        points = [(float(x), float(y), float(m)) for x, y, m in body["points"]]
+        camera = body.get("camera")
+    except (KeyError, TypeError, ValueError, AttributeError):  # not JSON, UTF-8, numbers
         raise web.HTTPBadRequest(reason='body must be {"points": [[x, y, metres], ...]}') from None
-    latest, meter = state.hub.latest, state.pipeline.readout
+    feed = state.feed(camera if isinstance(camera, str) else None)
+    latest, meter = feed.hub.latest, feed.pipeline.readout
     if latest is None or meter is None:
         raise web.HTTPServiceUnavailable(reason="no frame processed yet")
     radius = state.cfg.calibration.radius
@@ -68,12 +75,12 @@ async def calibrate(request: web.Request) -> web.Response:
     except UserError as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     meter.calibrate(result, points)
-    stabilizer = state.pipeline.stabilizer
+    stabilizer = feed.pipeline.stabilizer
     anchor = stabilizer.anchor() if stabilizer is not None else None
     if stabilizer is not None:
         stabilizer.use_anchor(anchor)
     saved = None
-    if state.config_path is not None:
+    if state.config_path is not None and len(state.feeds) == 1:
         try:
             calibration.save(
                 state.config_path, state.cfg.calibration, points, radius, result, anchor

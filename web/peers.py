@@ -50,33 +50,37 @@ class ViewersFull(Exception):
 
 
 class Peers:
-    """Creates answers for offers and forgets peers whose connection closed or failed, or
-    that did not connect within ``connect_timeout`` seconds (a client that vanished after
-    its offer must not hold a viewer's place)."""
+    """Creates answers for offers, on any camera's broadcast, and forgets peers whose
+    connection closed or failed, or that did not connect within ``connect_timeout``
+    seconds (a client that vanished after its offer must not hold a viewer's place).
+    ``max_viewers`` counts the viewers of every camera."""
 
     def __init__(
-        self,
-        broadcast: Broadcast,
-        ice_servers: list[str],
-        max_viewers: int = 16,
-        connect_timeout: float = 10.0,
+        self, ice_servers: list[str], max_viewers: int = 16, connect_timeout: float = 10.0
     ) -> None:
-        self.broadcast = broadcast
         self.ice_servers = ice_servers
         self.max_viewers = max_viewers
         self.connect_timeout = connect_timeout
         self.connections: dict[str, RTCPeerConnection] = {}
+        self._watching: dict[str, str] = {}
         self._expiries: set[asyncio.Task] = set()
 
-    async def answer(self, sdp: str, kind: str) -> tuple[str, RTCSessionDescription]:
-        """Answer ``sdp``; the depth track goes to the offer's video transceiver.  Raises
-        :class:`ViewersFull` when ``max_viewers`` are connected or connecting."""
+    def viewers(self, camera: str) -> int:
+        """Viewers connected or connecting to ``camera``."""
+        return sum(1 for name in self._watching.values() if name == camera)
+
+    async def answer(
+        self, sdp: str, kind: str, broadcast: Broadcast, camera: str = "main"
+    ) -> tuple[str, RTCSessionDescription]:
+        """Answer ``sdp`` with ``camera``'s ``broadcast`` on the offer's video transceiver.
+        Raises :class:`ViewersFull` when ``max_viewers`` are connected or connecting."""
         if len(self.connections) >= self.max_viewers:
             raise ViewersFull(f"{self.max_viewers} viewers already")
         config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in self.ice_servers])
         pc = RTCPeerConnection(configuration=config)
         peer_id = uuid.uuid4().hex
         self.connections[peer_id] = pc
+        self._watching[peer_id] = camera
         channels = []
 
         @pc.on("datachannel")
@@ -95,7 +99,7 @@ class Peers:
                     channel.send(record)
 
         try:
-            sender = pc.addTrack(DepthTrack(self.broadcast, send_record))
+            sender = pc.addTrack(DepthTrack(broadcast, send_record))
             for transceiver in pc.getTransceivers():
                 if transceiver.sender is sender:
                     transceiver.setCodecPreferences(VP8)
@@ -117,6 +121,7 @@ class Peers:
 
     async def close(self, peer_id: str) -> bool:
         pc = self.connections.pop(peer_id, None)
+        self._watching.pop(peer_id, None)
         if pc is None:
             return False
         for sender in pc.getSenders():

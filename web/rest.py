@@ -55,9 +55,9 @@ def _check_pixels(data: bytes, limit: int) -> None:
         )
 
 
-def _scenes(state: ServerState) -> Scenes:
+def _scenes(state: ServerState, request: web.Request) -> Scenes:
     """The lens and the live calibration a point cloud needs, or a 409 saying which is missing."""
-    latest = state.hub.latest
+    latest = state.feed(request.query.get("camera")).hub.latest
     reading = latest.obstacles if latest is not None else None
     live = reading.calibration if reading is not None else None
     fit = live or stored_fit(state.cfg.calibration)
@@ -74,7 +74,7 @@ async def depth(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "png")
     if fmt not in FORMATS:
         raise web.HTTPBadRequest(reason=f"format must be one of {', '.join(FORMATS)}")
-    scenes = _scenes(state) if fmt == "ply" else None
+    scenes = _scenes(state, request) if fmt == "ply" else None
     data = await _upload(request)
     if not data:
         raise web.HTTPBadRequest(reason="empty upload")

@@ -9,13 +9,16 @@ from web.peers import ViewersFull
 from web.state import STATE
 
 
-async def _answer(request: web.Request, sdp: str, kind: str) -> tuple[str, str, str]:
+async def _answer(
+    request: web.Request, sdp: str, kind: str, camera: str | None
+) -> tuple[str, str, str]:
     state = request.app[STATE]
     state.offers.check(request)
+    feed = state.feed(camera)
     if not isinstance(sdp, str) or kind != "offer" or not sdp.startswith("v=0"):
         raise web.HTTPBadRequest(reason="expected an SDP offer")
     try:
-        peer_id, answer = await state.peers.answer(sdp, kind)
+        peer_id, answer = await state.peers.answer(sdp, kind, feed.broadcast, feed.name)
     except ViewersFull as exc:
         raise web.HTTPServiceUnavailable(reason=str(exc), headers={"Retry-After": "5"}) from None
     except (ValueError, TypeError, KeyError, IndexError, AssertionError, OperationError) as exc:
@@ -26,25 +29,30 @@ async def _answer(request: web.Request, sdp: str, kind: str) -> tuple[str, str, 
 
 
 async def offer(request: web.Request) -> web.Response:
-    """``{"sdp", "type"}`` in, the answer in the same shape out (plus the peer id)."""
+    """``{"sdp", "type"}`` (and ``"camera"``) in, the answer in the same shape out (plus the
+    peer id)."""
     try:
         body = await request.json()
-        sdp, kind = body["sdp"], body["type"]
-    except (KeyError, TypeError, ValueError):  # ValueError: not JSON, or not UTF-8
+        sdp, kind, camera = body["sdp"], body["type"], body.get("camera")
+    except (KeyError, TypeError, ValueError, AttributeError):  # not JSON, not UTF-8, no object
         raise web.HTTPBadRequest(reason='body must be JSON {"sdp": ..., "type": "offer"}') from None
-    peer_id, sdp, kind = await _answer(request, sdp, kind)
+    if camera is not None and not isinstance(camera, str):
+        raise web.HTTPBadRequest(reason="camera must be a camera's name")
+    peer_id, sdp, kind = await _answer(request, sdp, kind, camera)
     return web.json_response({"sdp": sdp, "type": kind, "id": peer_id})
 
 
 async def whep(request: web.Request) -> web.Response:
-    """WHEP: an SDP offer body in, ``201`` with the answer and a ``Location`` to DELETE."""
+    """WHEP (``/whep`` or ``/whep/CAMERA``): an SDP offer body in, ``201`` with the answer and
+    a ``Location`` to DELETE."""
     if request.content_type != "application/sdp":
         raise web.HTTPUnsupportedMediaType(reason="WHEP needs Content-Type: application/sdp")
     try:
         offer_sdp = await request.text()
     except UnicodeDecodeError:
         raise web.HTTPBadRequest(reason="SDP must be UTF-8 text") from None
-    peer_id, sdp, _ = await _answer(request, offer_sdp, "offer")
+    camera = request.match_info.get("camera")
+    peer_id, sdp, _ = await _answer(request, offer_sdp, "offer", camera)
     return web.Response(
         status=201,
         text=sdp,

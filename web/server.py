@@ -1,7 +1,7 @@
-"""``depthstream serve``: one pipeline, any number of browser viewers.
+"""``depthstream serve``: a pipeline per camera, any number of browser viewers.
 
-The pipeline's threads start with the app and stop with it; every viewer and
-every REST call shares the one estimator, so inference runs once per frame.
+The pipelines' threads start with the app and stop with it; every camera, viewer
+and REST call shares the one estimator, so inference runs once per frame.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from web.hub import FrameHub
 from web.limits import RateLimit, Slots
 from web.loopback import use_loopback_candidates
 from web.peers import Peers
-from web.state import STATE, ServerState
+from web.state import STATE, Feed, ServerState
 
 log = logging.getLogger("depthstream")
 STATIC = Path(__file__).with_name("static")
@@ -55,11 +55,12 @@ async def index(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
 
-def frame_record(pipeline: Pipeline) -> Callable[[Result], dict[str, Any]]:
+def frame_record(pipeline: Pipeline, camera: str) -> Callable[[Result], dict[str, Any]]:
     """The per-frame JSON a viewer's data channel receives."""
 
     def record(result: Result) -> dict[str, Any]:
         return {
+            "camera": camera,
             "frame": result.frame.seq,
             "capture_time": round(result.frame.wall_time, 4),
             "fps": round(pipeline.stats.recent_fps, 2),
@@ -76,20 +77,28 @@ def frame_record(pipeline: Pipeline) -> Callable[[Result], dict[str, Any]]:
     return record
 
 
-def create_app(pipeline: Pipeline, cfg: Config, config_path: Path | None = None) -> web.Application:
-    """The app serving ``pipeline`` (not started yet: the app starts and joins it)."""
+def _feed(name: str, pipeline: Pipeline, cfg: Config) -> Feed:
     hub = FrameHub()
     pipeline.add_sink(hub)
     broadcast = Broadcast(
-        hub, Vp8Encoder(cfg.web.bitrate), cfg.web.keyframe_interval, frame_record(pipeline)
+        hub, Vp8Encoder(cfg.web.bitrate), cfg.web.keyframe_interval, frame_record(pipeline, name)
     )
+    return Feed(name, pipeline, hub, broadcast)
+
+
+def create_app(
+    cameras: Pipeline | dict[str, Pipeline], cfg: Config, config_path: Path | None = None
+) -> web.Application:
+    """The app serving ``cameras`` (pipelines by camera name; one pipeline is camera
+    ``main``), not started yet: the app starts and joins them."""
+    if isinstance(cameras, Pipeline):
+        cameras = {"main": cameras}
+    feeds = {name: _feed(name, pipeline, cfg) for name, pipeline in cameras.items()}
     w = cfg.web
     state = ServerState(
         cfg,
-        pipeline,
-        hub,
-        broadcast,
-        Peers(broadcast, w.ice_servers, w.max_viewers, w.connect_timeout),
+        feeds,
+        Peers(w.ice_servers, w.max_viewers, w.connect_timeout),
         RateLimit(w.offers_per_minute, w.offer_burst),
         Slots(w.max_uploads, "uploads"),
         Slots(w.max_websockets, "WebSocket clients"),
@@ -104,7 +113,9 @@ def create_app(pipeline: Pipeline, cfg: Config, config_path: Path | None = None)
     app.router.add_static("/static", STATIC)
     app.router.add_post("/offer", rtc.offer)
     app.router.add_post("/whep", rtc.whep)
+    app.router.add_post("/whep/{camera}", rtc.whep)
     app.router.add_delete("/whep/{peer_id}", rtc.whep_delete)
+    app.router.add_get("/api/cameras", health.cameras)
     app.router.add_post("/api/depth", rest.depth)
     app.router.add_get("/api/settings", controls.get_settings)
     app.router.add_post("/api/settings", controls.post_settings)
@@ -114,15 +125,20 @@ def create_app(pipeline: Pipeline, cfg: Config, config_path: Path | None = None)
     app.router.add_get("/metrics", health.metrics)
 
     async def start(_app: web.Application) -> None:
-        hub.bind(asyncio.get_running_loop())
         if cfg.web.ice_loopback:
             use_loopback_candidates()
-        pipeline.start()
+        for feed in feeds.values():
+            feed.hub.bind(asyncio.get_running_loop())
+            feed.pipeline.start()
 
     async def stop(_app: web.Application) -> None:
         await state.peers.close_all()
-        broadcast.close()
-        await asyncio.get_running_loop().run_in_executor(None, pipeline.join)
+        for feed in feeds.values():
+            feed.broadcast.close()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(None, feed.pipeline.join) for feed in feeds.values())
+        )
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
@@ -141,7 +157,7 @@ def tls_context(web_cfg: WebConfig) -> ssl.SSLContext | None:
     return context
 
 
-def serve(pipeline: Pipeline, cfg: Config, config_path: Path | None) -> None:
+def serve(cameras: dict[str, Pipeline], cfg: Config, config_path: Path | None) -> None:
     """Run until SIGINT/SIGTERM; aiohttp turns both into a clean shutdown."""
     host, port = cfg.web.host, cfg.web.port
     context = tls_context(cfg.web)
@@ -150,7 +166,7 @@ def serve(pipeline: Pipeline, cfg: Config, config_path: Path | None) -> None:
     if warning:
         log.warning("%s", warning)
     web.run_app(
-        create_app(pipeline, cfg, config_path),
+        create_app(cameras, cfg, config_path),
         host=host,
         port=port,
         ssl_context=context,

@@ -1,4 +1,4 @@
-"""What the web handlers share: config, the running pipeline and the viewers' objects.
+"""What the web handlers share: config, the cameras being served and the viewers' objects.
 
 Built once, before the server starts, and never changed afterwards: what
 changes while it runs (settings, the calibration, the viewers) changes
@@ -22,17 +22,42 @@ from web.peers import Peers
 
 
 @dataclass(frozen=True)
-class ServerState:
-    cfg: Config
+class Feed:
+    """One camera as the server serves it: its pipeline, its newest frame, its VP8 stream."""
+
+    name: str
     pipeline: Pipeline
     hub: FrameHub
     broadcast: Broadcast
+
+
+@dataclass(frozen=True)
+class ServerState:
+    cfg: Config
+    feeds: dict[str, Feed]
     peers: Peers
     offers: RateLimit
     uploads: Slots
     websockets: Slots
     config_path: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
+
+    def feed(self, name: str | None = None) -> Feed:
+        """The camera called ``name`` (None: the first one), or a 404 naming the cameras."""
+        if name is None:
+            return next(iter(self.feeds.values()))
+        if name not in self.feeds:
+            raise web.HTTPNotFound(reason=f"no camera {name!r} (cameras: {', '.join(self.feeds)})")
+        return self.feeds[name]
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The first camera's pipeline (the only one in a single-camera server)."""
+        return self.feed().pipeline
+
+    @property
+    def hub(self) -> FrameHub:
+        return self.feed().hub
 
 
 STATE = web.AppKey("state", ServerState)

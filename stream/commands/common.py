@@ -148,16 +148,22 @@ class Outputs:
         """Whether an output needs the obstacle meter's reading of every frame."""
         return self.robot or bool(self.mqtt)
 
-    def sinks(self, cfg: Config, pipeline: Pipeline, camera: str = "main") -> list[Sink]:
-        """The sinks, opened (the recording file, the listening server, the connections)."""
+    def sinks(
+        self, cfg: Config, pipeline: Pipeline, camera: str = "main", publish: str = ""
+    ) -> list[Sink]:
+        """The sinks for ``camera``, opened (the recording file, the listening server, the
+        connections); ``publish``: the camera's own push URL, else ``{camera}`` in
+        ``--publish`` is its name."""
         sinks: list[Sink] = []
+        url = publish or (self.publish or "").replace("{camera}", camera)
         try:
             if self.robot:
                 sinks += self._robot_sinks(cfg, pipeline.source.fps)
-            if self.publish:
-                from stream.sinks.rtsp_publish import RtspPublisher
+            if url:
+                from stream.sinks.rtsp_publish import RtspPublisher, check_publish_url
 
-                sinks.append(RtspPublisher(self.publish, pipeline.source.fps, cfg.publish))
+                check_publish_url(url)
+                sinks.append(RtspPublisher(url, pipeline.source.fps, cfg.publish))
             if self.mqtt:
                 from stream.sinks.mqtt import MqttPublisher
 
@@ -202,7 +208,7 @@ def add_network_outputs(p: argparse.ArgumentParser) -> None:
         "--publish",
         metavar="URL",
         help="push the rendered view as H.264 to a media server: rtsp://HOST[:PORT]/PATH "
-        "([publish])",
+        "('{camera}' in it: the camera's name; [publish])",
     )
     p.add_argument(
         "--mqtt",

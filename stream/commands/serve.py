@@ -8,9 +8,12 @@ loads aiohttp or aiortc.
 from __future__ import annotations
 
 import argparse
+import json
+from contextlib import ExitStack
+from pathlib import Path
 
 from capture.sample import SAMPLE_NAME
-from stream.assembly import open_pipeline
+from stream.assembly import open_cameras
 from stream.commands.common import (
     Outputs,
     add_network_outputs,
@@ -18,9 +21,10 @@ from stream.commands.common import (
     add_stats_option,
     config,
     config_target,
+    write_output,
     write_stats,
 )
-from stream.config import LAYOUTS
+from stream.config import LAYOUTS, CameraEntry, Config, check_camera_names
 from stream.errors import UserError
 
 
@@ -31,9 +35,14 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "source",
         nargs="?",
-        default=SAMPLE_NAME,
         metavar="SOURCE",
-        help=f"as for run (default: {SAMPLE_NAME}); files loop",
+        help=f"as for run (default: {SAMPLE_NAME}); files loop; served as camera 'main'",
+    )
+    p.add_argument(
+        "--camera",
+        action="append",
+        metavar="NAME=SOURCE",
+        help="a camera of several sharing one model (repeatable; or [[cameras]] in config)",
     )
     p.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: 8080)")
@@ -44,22 +53,51 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run)
 
 
+def cameras_of(args: argparse.Namespace, cfg: Config) -> list[CameraEntry]:
+    """``--camera NAME=SOURCE`` flags, else ``[[cameras]]``, else SOURCE as camera ``main``."""
+    if args.camera and args.source:
+        raise UserError("give either SOURCE or --camera NAME=SOURCE, not both")
+    if args.camera:
+        entries = []
+        for spec in args.camera:
+            name, sep, source = spec.partition("=")
+            if not sep or not source:
+                raise UserError(f"--camera {spec!r}: give NAME=SOURCE")
+            entries.append(CameraEntry(name, source))
+        check_camera_names([e.name for e in entries])
+        return entries
+    if cfg.cameras and not args.source:
+        return cfg.cameras
+    return [CameraEntry("main", args.source or SAMPLE_NAME)]
+
+
 def run(args: argparse.Namespace) -> int:
     from web.server import serve
 
     cfg = config(args)
     outputs = Outputs.from_args(args, cfg)
-    pipeline = open_pipeline(
-        cfg, args.source, weights=args.weights, loop=True, obstacles=True, overlay=False
-    )
-    with pipeline:
-        for sink in outputs.sinks(cfg, pipeline):
-            pipeline.add_sink(sink)
+    entries = cameras_of(args, cfg)
+    if len(entries) > 1:
+        if outputs.foxglove:
+            raise UserError("--foxglove serves one camera; run it with a single SOURCE")
+        if outputs.publish and "{camera}" not in outputs.publish:
+            raise UserError("with several cameras, --publish needs '{camera}' in its URL")
+    pipelines = open_cameras(cfg, entries, weights=args.weights, obstacles=True, overlay=False)
+    with ExitStack() as stack:
+        for entry in entries:
+            pipeline = stack.enter_context(pipelines[entry.name])
+            for sink in outputs.sinks(cfg, pipeline, entry.name, entry.publish):
+                pipeline.add_sink(sink)
         try:
-            serve(pipeline, cfg, config_target(args))
+            serve(pipelines, cfg, config_target(args))
         except OSError as exc:
             raise UserError(
                 f"cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror}"
             ) from None
-    write_stats(args.stats_json, pipeline.summary(), pipeline.stats)
+    if len(pipelines) == 1:
+        (pipeline,) = pipelines.values()
+        write_stats(args.stats_json, pipeline.summary(), pipeline.stats)
+    elif args.stats_json:
+        figures = {name: p.summary() for name, p in pipelines.items()}
+        write_output(Path(args.stats_json), lambda path: path.write_text(json.dumps(figures)))
     return 0

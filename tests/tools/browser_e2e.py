@@ -67,7 +67,8 @@ def wait(condition, timeout: float, what: str):
 
 def metrics() -> dict[str, float]:
     text = urllib.request.urlopen(f"{BASE}/metrics", timeout=5).read().decode()
-    return {m[1]: float(m[2]) for m in re.finditer(r"^(\w+) (\S+)$", text, re.M)}
+    pattern = r'^(\w+)\{camera="main"\} (\S+)$'  # the one camera's series
+    return {m[1]: float(m[2]) for m in re.finditer(pattern, text, re.M)}
 
 
 def browser(profile: Path) -> webdriver.Chrome:

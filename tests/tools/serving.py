@@ -14,15 +14,16 @@ from tests.tools.rtsp import free_port
 
 
 def start_serve(
-    work: Path, *args: str, config: str = "", source: str = "sample"
+    work: Path, *args: str, config: str = "", source: str | None = "sample"
 ) -> tuple[subprocess.Popen, str]:
-    """``serve SOURCE ARGS`` with the synthetic weights and ``config`` written to c.toml, once
-    it has processed a frame; returns the process (stderr piped) and its base URL."""
+    """``serve SOURCE ARGS`` (no SOURCE: ARGS name the cameras) with the synthetic weights and
+    ``config`` written to c.toml, once it has processed a frame; returns the process
+    (stderr piped) and its base URL."""
     (work / "c.toml").write_text(config)
     port = free_port()
     proc = subprocess.Popen(
         cli_command(
-            "serve", source, "--config", "c.toml", "--weights", "synthetic",
+            "serve", *([source] if source else []), "--config", "c.toml", "--weights", "synthetic",
             "--port", str(port), *args,
         ),
         cwd=work, stderr=subprocess.PIPE, text=True,
@@ -52,7 +53,8 @@ def metrics(base: str) -> str:
         return resp.read().decode()
 
 
-def frames_processed(base: str) -> int:
-    found = re.search(r"^depthstream_frames_processed_total (\d+)", metrics(base), re.M)
+def frames_processed(base: str, camera: str = "main") -> int:
+    pattern = rf'^depthstream_frames_processed_total{{camera="{camera}"}} (\d+)'
+    found = re.search(pattern, metrics(base), re.M)
     assert found is not None
     return int(found.group(1))

@@ -161,7 +161,7 @@ class Run:
         reconnects = next(
             int(float(line.split()[1]))
             for line in text.decode().splitlines()
-            if line.startswith("depthstream_reconnects_total ")
+            if line.startswith('depthstream_reconnects_total{camera="main"} ')
         )
         health = await self.health(http)
         return Sample(

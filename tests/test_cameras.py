@@ -1,0 +1,147 @@
+"""Several cameras in one ``serve``: two real RTSP cameras (GStreamer's server), aiortc viewers
+on each camera's WHEP URL, one camera killed and brought back while the other goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import assert_clean_error, require, run_synthetic
+from tests.tools.rtsp import RtspServer, free_port, gst_available, loop_clip
+from tests.tools.serving import frames_processed, health, metrics, start_serve, stop
+from tests.webrtc import Viewer, loopback_only
+
+
+@pytest.fixture
+def two_cameras(tmp_path: Path) -> Iterator[tuple[RtspServer, RtspServer]]:
+    require(gst_available(), "GStreamer RTSP server (python3-gst-1.0) is not installed")
+    clip = loop_clip(tmp_path / "long.mp4", 300)
+    servers = (RtspServer(clip, free_port()), RtspServer(clip, free_port()))
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+async def _watch(http: aiohttp.ClientSession, base: str, camera: str) -> Viewer:
+    viewer = Viewer()
+    reply = await http.post(
+        f"{base}/whep/{camera}",
+        data=await viewer.offer(),
+        headers={"Content-Type": "application/sdp"},
+    )
+    assert reply.status == 201, await reply.text()
+    await viewer.accept(await reply.text())
+    return viewer
+
+
+def _rate(base: str, camera: str, seconds: float) -> float:
+    before, t0 = frames_processed(base, camera), time.monotonic()
+    time.sleep(seconds)
+    return (frames_processed(base, camera) - before) / (time.monotonic() - t0)
+
+
+def _ages(viewer: Viewer, since: int) -> list[float]:
+    return [r["age_ms"] for r in viewer.records[since:]]
+
+
+def test_two_cameras_share_one_model_and_one_dying_costs_the_other_nothing(
+    two_cameras, tmp_path, monkeypatch
+) -> None:
+    loopback_only(monkeypatch)
+    door, yard = two_cameras
+    proc, base = start_serve(
+        tmp_path,
+        "--camera", f"door={door.url}", "--camera", f"yard={yard.url}",
+        config="[web]\nice_loopback = true\n", source=None,
+    )  # fmt: skip
+    try:
+
+        async def session() -> dict:
+            async with aiohttp.ClientSession() as http:
+                listed = await (await http.get(f"{base}/api/cameras")).json()
+                assert [c["name"] for c in listed] == ["door", "yard"]
+                assert [c["whep"] for c in listed] == ["/whep/door", "/whep/yard"]
+                unknown = await http.post(
+                    f"{base}/whep/garage", data="v=0", headers={"Content-Type": "application/sdp"}
+                )
+                assert unknown.status == 404 and "door, yard" in (await unknown.json())["error"]
+                a, b = await _watch(http, base, "door"), await _watch(http, base, "yard")
+                frames_a, frames_b = await asyncio.gather(a.frames(10), b.frames(10))
+                assert frames_a[-1].width == frames_b[-1].width == 640
+                await asyncio.sleep(2)
+                assert {r["camera"] for r in a.records} == {"door"}
+                assert {r["camera"] for r in b.records} == {"yard"}
+                assert health(base)["cameras"]["door"]["viewers"] == 1
+
+                loop = asyncio.get_running_loop()
+                mark = len(b.records)
+                both = await loop.run_in_executor(None, _rate, base, "yard", 8)
+                ages_both = _ages(b, mark)
+
+                door.stop()  # the door camera loses power
+                deadline = time.monotonic() + 30
+                while health(base)["cameras"]["door"]["source"] != "reconnecting":
+                    assert time.monotonic() < deadline, "the loss was not noticed"
+                    await asyncio.sleep(0.2)
+                mark = len(b.records)
+                alone = await loop.run_in_executor(None, _rate, base, "yard", 8)
+                ages_alone = _ages(b, mark)
+
+                door.start()
+                deadline = time.monotonic() + 60
+                while health(base)["cameras"]["door"]["source"] != "running":
+                    assert time.monotonic() < deadline, "the door camera did not come back"
+                    await asyncio.sleep(0.5)
+                mark_a = len(a.records)
+                await asyncio.sleep(3)
+                resumed = len(a.records) - mark_a
+                await a.close()
+                await b.close()
+                return {
+                    "both": both,
+                    "alone": alone,
+                    "ages_both": ages_both,
+                    "ages_alone": ages_alone,
+                    "resumed": resumed,
+                }
+
+        out = asyncio.run(session())
+        text = metrics(base)
+        assert 'depthstream_reconnects_total{camera="door"} 1' in text
+        assert 'depthstream_reconnects_total{camera="yard"} 0' in text
+        assert frames_processed(base, "door") > 0 and frames_processed(base, "yard") > 0
+    finally:
+        err = stop(proc)
+    p50_both, p50_alone = statistics.median(out["ages_both"]), statistics.median(out["ages_alone"])
+    print(
+        f"\n[cameras] yard: {out['both']:.1f} fps, age p50 {p50_both:.0f} ms with door; "
+        f"{out['alone']:.1f} fps, age p50 {p50_alone:.0f} ms while door reconnects"
+    )
+    # The yard camera neither slows down nor ages while the door camera is gone.
+    assert out["alone"] >= 0.85 * out["both"]
+    assert p50_alone <= 1.25 * p50_both + 20
+    assert out["resumed"] > 10, "the door viewer got nothing after the reconnect"
+    assert "door" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--camera", "door"), "give NAME=SOURCE"),
+        (("--camera", "a b=sample"), "camera name"),
+        (("--camera", "a=sample", "--camera", "a=sample"), "must differ"),
+        (("sample", "--camera", "a=sample"), "not both"),
+        (("--camera", "a=sample", "--camera", "b=sample", "--publish", "rtsp://h/x"), "{camera}"),
+    ],
+)
+def test_bad_camera_lists_are_one_line_errors(tmp_path: Path, args, message: str) -> None:
+    proc = run_synthetic("serve", *args, cwd=tmp_path)
+    assert message in assert_clean_error(proc)
