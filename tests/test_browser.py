@@ -55,6 +55,19 @@ def test_browsers_play_live_depth(tmp_path, capsys: pytest.CaptureFixture) -> No
     assert "reconnecting" in out["status_when_down"]
     assert out["decoded_after_reconnect"] > 5
     assert out["server_exit"] == 0
+    # The page: a colour legend, video that fits a smaller window, a snapshot, full screen.
+    page = out["page"]
+    assert page["legend_width"] == 256 and page["legend_labels"] == ["far", "near"]
+    assert page["video_fits"]
+    assert (page["snapshot"]["width"], page["snapshot"]["height"]) == (640, 272)
+    assert page["snapshot"]["url"].startswith("data:image/png")
+    assert page["snapshot"]["name"].startswith("depthstream-main-")
+    assert page["fullscreen"] == "view"
+    # Two cameras: a picker, switching between them, and a grid playing both.
+    cams = out["cameras"]
+    assert cams["options"] == ["door", "yard"] and cams["picker_shown"]
+    assert cams["first"] == "door" and cams["switched"] == "yard"
+    assert min(cams["tiles"]) > 5 and cams["tile_videos"] == [640, 640]
     with capsys.disabled():
         print(
             f"\n[browser e2e] capture -> decoded-in-page latency, median: "

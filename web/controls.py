@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
+import numpy as np
 from aiohttp import web
 
 from stream.config import COLORMAPS, LAYOUTS
+from stream.render.colormap import Colorizer
 from stream.render.renderer import RenderSettings
 from web.state import STATE
 
@@ -41,3 +44,16 @@ async def post_settings(request: web.Request) -> web.Response:
     except (ValueError, TypeError) as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     return _answer(settings)
+
+
+async def legend(request: web.Request) -> web.Response:
+    """``GET /api/legend?colormap=NAME``: the colour map as a 256x16 PNG strip, far (the low
+    end) on the left, near on the right."""
+    name = request.query.get("colormap", COLORMAPS[0])
+    if name not in COLORMAPS:
+        raise web.HTTPBadRequest(reason=f"colormap must be one of {', '.join(COLORMAPS)}")
+    ramp = np.repeat(np.linspace(0, 1, 256, dtype=np.float32)[None, :], 16, axis=0)
+    png = cv2.imencode(".png", Colorizer(name)(ramp))[1].tobytes()
+    return web.Response(
+        body=png, content_type="image/png", headers={"Cache-Control": "max-age=3600"}
+    )

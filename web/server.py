@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -55,10 +56,17 @@ async def index(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
 
+def _finite(value) -> float | None:
+    number = float(value)
+    return round(number, 3) if math.isfinite(number) else None
+
+
 def frame_record(pipeline: Pipeline, camera: str) -> Callable[[Result], dict[str, Any]]:
     """The per-frame JSON a viewer's data channel receives."""
 
     def record(result: Result) -> dict[str, Any]:
+        reading = result.obstacles
+        fit = reading.calibration if reading is not None else None
         return {
             "camera": camera,
             "frame": result.frame.seq,
@@ -69,6 +77,8 @@ def frame_record(pipeline: Pipeline, camera: str) -> Callable[[Result], dict[str
             "source_delay_ms": round(result.frame.source_delay * 1000, 1),
             "near": result.near,
             "far": result.far,
+            "near_m": None if fit is None else _finite(fit.metres(result.near)),
+            "far_m": None if fit is None else _finite(fit.metres(result.far)),
             "source": pipeline.source.status.state,
             "stabilizer": result.stabilizer,
             "obstacles": result.obstacles.to_dict() if result.obstacles else None,
@@ -116,6 +126,7 @@ def create_app(
     app.router.add_post("/whep/{camera}", rtc.whep)
     app.router.add_delete("/whep/{peer_id}", rtc.whep_delete)
     app.router.add_get("/api/cameras", health.cameras)
+    app.router.add_get("/api/legend", controls.legend)
     app.router.add_post("/api/depth", rest.depth)
     app.router.add_get("/api/settings", controls.get_settings)
     app.router.add_post("/api/settings", controls.post_settings)

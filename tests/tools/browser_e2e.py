@@ -19,6 +19,8 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 8765
@@ -100,13 +102,13 @@ def decoded(driver: webdriver.Chrome) -> int:
     return stats["framesDecoded"] if stats else 0
 
 
-def start_server(work: Path) -> subprocess.Popen:
+def start_server(work: Path, *sources: str) -> subprocess.Popen:
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
     command = [
         sys.executable,
         str(ROOT / "tests/tools/serve_loopback.py"),
         "serve",
-        "sample",
+        *(sources or ("sample",)),
         "--weights",
         "synthetic",
         "--port",
@@ -177,12 +179,87 @@ def main() -> None:
         d2 = decoded(first)
         time.sleep(2)
         out["decoded_after_reconnect"] = decoded(first) - d2
+        out["page"] = try_the_page(first)
+        first.quit()
+        drivers.remove(first)
+        server.terminate()
+        server.wait(30)
+        server = start_server(work, "--camera", "door=sample", "--camera", "yard=sample")
+        third = browser(Path(tempfile.mkdtemp(dir=work)))
+        drivers.append(third)
+        out["cameras"] = try_the_cameras(third)
     finally:
         for driver in drivers:
             driver.quit()
         server.terminate()
         out["server_exit"] = server.wait(30)
     print(json.dumps(out))
+
+
+def try_the_page(driver: webdriver.Chrome) -> dict:
+    """What a viewer does besides watching: the legend, a smaller window, a snapshot, full
+    screen."""
+    js = driver.execute_script
+    out = {
+        "legend_width": wait(
+            lambda: js("return document.getElementById('legend').naturalWidth"), 20, "legend"
+        ),
+        "legend_labels": js(
+            "return [document.getElementById('legend-far').textContent,"
+            " document.getElementById('legend-near').textContent]"
+        ),
+    }
+    driver.set_window_size(700, 600)
+    time.sleep(0.5)
+    out["video_fits"] = js(
+        "const b = document.getElementById('video').getBoundingClientRect();"
+        "return b.width > 0 && b.right <= window.innerWidth && b.height < window.innerHeight;"
+    )
+    driver.find_element(By.ID, "snapshot").click()
+    out["snapshot"] = wait(lambda: js("return window.depthstream.snapshot"), 10, "snapshot")
+    out["snapshot"]["url"] = out["snapshot"]["url"][:22]
+    driver.find_element(By.ID, "fullscreen").click()
+    out["fullscreen"] = wait(
+        lambda: js("return document.fullscreenElement && document.fullscreenElement.id"),
+        10,
+        "full screen",
+    )
+    return out
+
+
+def try_the_cameras(driver: webdriver.Chrome) -> dict:
+    """Two cameras: the picker, switching, and the grid of both."""
+    js = driver.execute_script
+    wait(lambda: decoded(driver) > 10, 90, "the first camera decoding")
+    out = {
+        "options": js("return [...document.getElementById('camera').options].map(o => o.value)"),
+        "picker_shown": js("return !document.getElementById('picker').hidden"),
+        "first": js("return window.depthstream.last && window.depthstream.last.camera"),
+    }
+    Select(driver.find_element(By.ID, "camera")).select_by_value("yard")
+    out["switched"] = wait(
+        lambda: (
+            js("return window.depthstream.last && window.depthstream.last.camera") == "yard"
+            and "yard"
+        ),
+        30,
+        "records of the second camera",
+    )
+    wait(lambda: decoded(driver) > 10, 60, "the second camera decoding")
+    driver.find_element(By.ID, "gridtoggle").click()
+    out["tiles"] = wait(
+        lambda: (
+            (frames := js("return [...window.depthstream.tiles.values()].map(t => t.frames)"))
+            and min(frames) > 5
+            and frames
+        ),
+        60,
+        "both tiles playing",
+    )
+    out["tile_videos"] = js(
+        "return [...document.querySelectorAll('#grid video')].map(v => v.videoWidth)"
+    )
+    return out
 
 
 def _healthy() -> bool:

@@ -1,18 +1,97 @@
-// depthstream viewer: pulls the depth feed over WebRTC (WHEP), reads per-frame
+// depthstream viewer: pulls each camera's depth over WebRTC (WHEP), reads per-frame
 // records from a data channel, and reconnects on its own when the link drops.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const video = $("video");
 // Read by the end-to-end tests, and handy in the console.
-const stats = (window.depthstream = { records: 0, last: null, latencies: [], connects: 0 });
-let pc = null;
-let resource = null;
-let retry = null;
+const stats = (window.depthstream = {
+  records: 0, last: null, latencies: [], connects: 0, camera: null, snapshot: null,
+});
+let cameras = [];
+let main = null;
+const tiles = new Map();
+Object.defineProperty(stats, "peer", { get: () => main && main.pc });
 
 function setStatus(text, kind) {
   $("status").textContent = text;
   $("status").className = "status " + (kind || "");
+}
+
+function gathered(peer) {
+  if (peer.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    peer.addEventListener("icegatheringstatechange", () => {
+      if (peer.iceGatheringState === "complete") resolve();
+    });
+  });
+}
+
+// One WHEP session for one camera into one <video>, started again when it drops.
+class Feed {
+  constructor(camera, element, onRecord, onStatus) {
+    Object.assign(this, { camera, element, onRecord, onStatus });
+    this.pc = null;
+    this.resource = null;
+    this.retry = null;
+    this.stopped = false;
+  }
+
+  async start() {
+    await this.hangUp();
+    if (this.stopped) return;
+    this.onStatus("connecting…");
+    const peer = (this.pc = new RTCPeerConnection({ iceServers: [] }));
+    peer.addTransceiver("video", { direction: "recvonly" });
+    peer.createDataChannel("frames").onmessage = (e) => this.onRecord(JSON.parse(e.data));
+    peer.ontrack = (e) => {
+      this.element.srcObject = e.streams[0] || new MediaStream([e.track]);
+    };
+    peer.onconnectionstatechange = () => {
+      if (peer !== this.pc) return;
+      if (peer.connectionState === "connected") this.onStatus("live", "live", true);
+      else if (["failed", "disconnected", "closed"].includes(peer.connectionState)) {
+        this.later("connection lost");
+      }
+    };
+    try {
+      await peer.setLocalDescription(await peer.createOffer());
+      await gathered(peer);
+      const response = await fetch("/whep/" + encodeURIComponent(this.camera), {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: peer.localDescription.sdp,
+      });
+      if (response.status !== 201) throw new Error("server answered " + response.status);
+      this.resource = response.headers.get("Location");
+      await peer.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    } catch (err) {
+      this.later("cannot reach the server (" + err.message + ")");
+    }
+  }
+
+  later(reason) {
+    if (this.stopped) return;
+    this.onStatus(reason + ", reconnecting…", "down");
+    if (this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.start();
+    }, 2000);
+  }
+
+  async hangUp() {
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    if (this.resource) fetch(this.resource, { method: "DELETE", keepalive: true }).catch(() => {});
+    this.resource = null;
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.hangUp();
+  }
 }
 
 function onRecord(record) {
@@ -24,9 +103,17 @@ function onRecord(record) {
   $("age").textContent = record.age_ms.toFixed(0) + " ms" + delay;
   $("range").textContent =
     record.near === null ? "–" : record.near.toFixed(1) + " / " + record.far.toFixed(1);
+  showLegend(record);
   if (record.obstacles) showSectors(record.obstacles);
   if (record.source === "reconnecting") setStatus("camera lost, reconnecting…", "warn");
-  else if (pc && pc.connectionState === "connected") setStatus("live", "live");
+  else if (main && main.pc && main.pc.connectionState === "connected") setStatus("live", "live");
+}
+
+// The colour scale's ends: metres when the camera is calibrated, else "near" and "far".
+function showLegend(record) {
+  const m = (v) => (v === null || v === undefined ? null : v.toFixed(v < 10 ? 2 : 1) + " m");
+  $("legend-near").textContent = m(record.near_m) ? "near " + m(record.near_m) : "near";
+  $("legend-far").textContent = m(record.far_m) ? "far " + m(record.far_m) : "far";
 }
 
 function showSectors(reading) {
@@ -42,6 +129,8 @@ function showSectors(reading) {
     }),
   );
 }
+
+const query = () => "?camera=" + encodeURIComponent(stats.camera);
 
 // Calibration: clicks on the video become pixel positions in the camera frame.
 const points = [];
@@ -59,9 +148,14 @@ function showPoints() {
 
 video.addEventListener("click", (e) => {
   if (!video.videoWidth) return;
+  // The picture keeps its shape inside the element (object-fit: contain).
   const box = video.getBoundingClientRect();
-  let x = ((e.clientX - box.left) * video.videoWidth) / box.width;
-  const y = ((e.clientY - box.top) * video.videoHeight) / box.height;
+  const scale = Math.min(box.width / video.videoWidth, box.height / video.videoHeight);
+  const left = box.left + (box.width - video.videoWidth * scale) / 2;
+  const top = box.top + (box.height - video.videoHeight * scale) / 2;
+  let x = (e.clientX - left) / scale;
+  const y = (e.clientY - top) / scale;
+  if (x < 0 || y < 0 || x >= video.videoWidth || y >= video.videoHeight) return;
   if ($("sidebyside").checked) x %= video.videoWidth / 2;
   const metres = parseFloat(prompt("Distance to this point, in metres:") || "");
   if (!(metres > 0)) return;
@@ -78,7 +172,7 @@ $("fit").onclick = async () => {
   const response = await fetch("/api/calibration", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ points }),
+    body: JSON.stringify({ points, camera: stats.camera }),
   });
   const answer = await response.json();
   $("calibration").textContent = response.ok
@@ -98,87 +192,139 @@ function onVideoFrame() {
   video.requestVideoFrameCallback(onVideoFrame);
 }
 
-function gathered(peer) {
-  if (peer.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    peer.addEventListener("icegatheringstatechange", () => {
-      if (peer.iceGatheringState === "complete") resolve();
-    });
+// Snapshot: the picture as shown, saved as a PNG named after the camera and the time.
+$("snapshot").onclick = () => {
+  if (!video.videoWidth) return;
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  const url = canvas.toDataURL("image/png");
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const link = Object.assign(document.createElement("a"), {
+    href: url,
+    download: `depthstream-${stats.camera}-${stamp}.png`,
   });
-}
+  link.click();
+  stats.snapshot = { width: canvas.width, height: canvas.height, name: link.download, url };
+};
 
-function scheduleReconnect(reason) {
-  setStatus(reason + ", reconnecting…", "down");
-  if (retry) return;
-  retry = setTimeout(() => {
-    retry = null;
-    connect();
-  }, 2000);
-}
-
-async function hangUp() {
-  if (pc) pc.close();
-  pc = null;
-  if (resource) fetch(resource, { method: "DELETE", keepalive: true }).catch(() => {});
-  resource = null;
-}
-
-async function connect() {
-  await hangUp();
-  setStatus("connecting…");
-  const peer = (pc = stats.peer = new RTCPeerConnection({ iceServers: [] }));
-  peer.addTransceiver("video", { direction: "recvonly" });
-  peer.createDataChannel("frames").onmessage = (e) => onRecord(JSON.parse(e.data));
-  peer.ontrack = (e) => {
-    video.srcObject = e.streams[0] || new MediaStream([e.track]);
-  };
-  peer.onconnectionstatechange = () => {
-    if (peer !== pc) return;
-    if (peer.connectionState === "connected") {
-      stats.connects += 1;
-      setStatus("live", "live");
-    } else if (["failed", "disconnected", "closed"].includes(peer.connectionState)) {
-      scheduleReconnect("connection lost");
-    }
-  };
-  try {
-    await peer.setLocalDescription(await peer.createOffer());
-    await gathered(peer);
-    const response = await fetch("/whep", {
-      method: "POST",
-      headers: { "Content-Type": "application/sdp" },
-      body: peer.localDescription.sdp,
-    });
-    if (response.status !== 201) throw new Error("server answered " + response.status);
-    resource = response.headers.get("Location");
-    await peer.setRemoteDescription({ type: "answer", sdp: await response.text() });
-  } catch (err) {
-    scheduleReconnect("cannot reach the server (" + err.message + ")");
-  }
-}
+$("fullscreen").onclick = () => {
+  if (document.fullscreenElement) document.exitFullscreen();
+  else $("view").requestFullscreen().catch(() => {});
+};
 
 async function loadSettings() {
-  const settings = await (await fetch("/api/settings")).json();
+  const settings = await (await fetch("/api/settings" + query())).json();
   const select = $("colormap");
   select.replaceChildren(...settings.colormaps.map((name) => new Option(name, name)));
   select.value = settings.colormap;
   $("sidebyside").checked = settings.layout === "side-by-side";
   $("freeze").checked = settings.freeze;
+  $("legend").src = "/api/legend?colormap=" + encodeURIComponent(settings.colormap);
 }
 
-function postSettings(change) {
-  fetch("/api/settings", {
+async function postSettings(change) {
+  await fetch("/api/settings" + query(), {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(change),
   });
+  loadSettings().catch(() => {});
 }
 
 $("colormap").onchange = (e) => postSettings({ colormap: e.target.value });
 $("sidebyside").onchange = (e) =>
   postSettings({ layout: e.target.checked ? "side-by-side" : "depth" });
 $("freeze").onchange = (e) => postSettings({ freeze: e.target.checked });
-window.addEventListener("pagehide", hangUp);
+
+function watch(camera) {
+  if (main) main.stop();
+  stats.camera = camera;
+  stats.last = null;
+  $("camera").value = camera;
+  history.replaceState(null, "", query());
+  points.length = 0;
+  showPoints();
+  main = new Feed(camera, video, onRecord, (text, kind, connected) => {
+    if (connected) stats.connects += 1;
+    setStatus(text, kind);
+  });
+  main.start();
+  loadSettings().catch(() => {});
+}
+
+// The grid: every camera at once, each its own session; a click opens it in the main view.
+function showGrid(on) {
+  $("grid").hidden = !on;
+  $("gridtoggle").textContent = on ? "One camera" : "All cameras";
+  for (const tile of tiles.values()) tile.feed.stop();
+  tiles.clear();
+  $("grid").replaceChildren();
+  if (!on) return;
+  for (const camera of cameras) {
+    const figure = document.createElement("figure");
+    figure.className = "tile";
+    const element = Object.assign(document.createElement("video"), {
+      autoplay: true, muted: true, playsInline: true,
+    });
+    const caption = document.createElement("figcaption");
+    const name = Object.assign(document.createElement("span"), { textContent: camera.name });
+    const state = Object.assign(document.createElement("span"), { textContent: "connecting…" });
+    caption.append(name, state);
+    figure.append(element, caption);
+    figure.onclick = () => watch(camera.name);
+    $("grid").append(figure);
+    const tile = { frames: 0, state };
+    tile.feed = new Feed(
+      camera.name,
+      element,
+      (record) => {
+        tile.frames += 1;
+        const lost = record.source === "reconnecting";
+        state.textContent = lost ? "reconnecting…" : record.fps.toFixed(1) + " fps";
+        state.className = lost ? "warn" : "";
+      },
+      (text, kind) => {
+        state.textContent = text;
+        state.className = kind === "live" ? "" : "warn";
+      },
+    );
+    tile.feed.start();
+    tiles.set(camera.name, tile);
+  }
+  stats.tiles = tiles;
+}
+
+$("gridtoggle").onclick = () => showGrid($("grid").hidden);
+$("camera").onchange = (e) => watch(e.target.value);
+
+// The picker says which cameras are reconnecting, refreshed every few seconds.
+async function loadCameras() {
+  cameras = await (await fetch("/api/cameras")).json();
+  const select = $("camera");
+  const chosen = select.value;
+  select.replaceChildren(
+    ...cameras.map((c) => {
+      const label = c.source === "running" ? c.name : `${c.name} (${c.source})`;
+      return new Option(label, c.name);
+    }),
+  );
+  if (chosen) select.value = chosen;
+  $("picker").hidden = $("gridtoggle").hidden = cameras.length < 2;
+  stats.cameras = cameras;
+}
+
+window.addEventListener("pagehide", () => {
+  if (main) main.stop();
+  showGrid(false);
+});
 video.requestVideoFrameCallback(onVideoFrame);
-loadSettings().catch(() => {});
-connect();
+loadCameras()
+  .then(() => {
+    const wanted = new URLSearchParams(location.search).get("camera");
+    const names = cameras.map((c) => c.name);
+    watch(names.includes(wanted) ? wanted : names[0]);
+    setInterval(() => loadCameras().catch(() => {}), 3000);
+  })
+  .catch(() => setStatus("cannot reach the server", "down"));
