@@ -85,6 +85,7 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
         *("bench", "--media", str(media), "--paths", "torch:fp32,onnxruntime:int8"),
         *("--sizes", "64", "--rounds", "2", "--per-round", "2", "--frames-per-clip", "2"),
         *("--pipeline-paths", "torch:fp32", "--seconds", "6", "--offline-frames", "6"),
+        *("--cameras", "1,2"),
         *("--json", str(out), "--markdown", str(tmp_path / "bench.md")),
         timeout=1700,
     )
@@ -123,7 +124,15 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     for clip in stability.values():
         assert set(clip["variants"]) == {"raw", "ema", "stabilized"}
         assert all(v["pairs"] == 5 and v["instability"] > 0 for v in clip["variants"].values())
-    assert "Temporal stability" in (tmp_path / "bench.md").read_text()
+    page = (tmp_path / "bench.md").read_text()
+    assert "Temporal stability" in page
+    # Cameras: one serve with two against two serves with one, each camera with its figures.
+    cameras = report["cameras"]
+    assert set(cameras) == {"one_process_1", "one_process_2", "processes_2"}
+    assert [len(cameras[k]["cameras"]) for k in sorted(cameras)] == [1, 2, 2]
+    assert cameras["processes_2"]["processes"] == 2 and cameras["one_process_2"]["processes"] == 1
+    assert all(c["fps"] > 0 and c["age_p95_ms"] > 0 for r in cameras.values() for c in r["cameras"])
+    assert "## Several cameras" in page and "aim: within 10%" in page
     stages = report["stages"]
     assert list(stages) == [
         "decode",

@@ -171,7 +171,15 @@ def test_readme_is_a_users_document_that_starts_with_the_two_commands() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["performance.md", "runtimes.md", "correctness.md", "temporal.md", "web.md", "reliability.md"],
+    [
+        "performance.md",
+        "runtimes.md",
+        "correctness.md",
+        "temporal.md",
+        "web.md",
+        "reliability.md",
+        "deploy.md",
+    ],
 )
 def test_the_docs_the_readme_points_to_exist(name: str) -> None:
     doc = ROOT / "docs" / name

@@ -50,11 +50,11 @@ class Launch:
         ]
 
 
-def _cli(*args: str) -> list[str]:
+def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "stream.cli", *args]
 
 
-def _finish(proc: subprocess.Popen, spawned: float, stats_path: Path, log: Path) -> dict[str, Any]:
+def finish(proc: subprocess.Popen, spawned: float, stats_path: Path, log: Path) -> dict[str, Any]:
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.time() - spawned
     code = os.waitstatus_to_exitcode(status)
@@ -72,7 +72,7 @@ def _finish(proc: subprocess.Popen, spawned: float, stats_path: Path, log: Path)
     }
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float]:
+def spawn(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float]:
     with log.open("w") as err:
         return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env), time.time()
 
@@ -89,11 +89,11 @@ def run_file(
         args += ["--duration", str(limit)]
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     log = work / "child.log"
-    proc, spawned = _spawn(_cli(*args, *launch.flags()), env, log)
-    return _finish(proc, spawned, stats, log)
+    proc, spawned = spawn(cli(*args, *launch.flags()), env, log)
+    return finish(proc, spawned, stats, log)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -124,14 +124,14 @@ def run_serve(
     """
     from stream.bench.viewers import watch
 
-    port = _free_port()
+    port = free_port()
     config = work / f"serve-{viewers}.toml"
     config.write_text(f'[web]\nhost = "127.0.0.1"\nport = {port}\nice_loopback = true\n')
     stats = work / f"serve-{viewers}-{time.monotonic_ns()}.json"
     args = ["serve", str(clip), "--config", str(config), "--stats-json", str(stats)]
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     log = work / "child.log"
-    proc, spawned = _spawn(_cli(*args, *launch.flags()), env, log)
+    proc, spawned = spawn(cli(*args, *launch.flags()), env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)
@@ -139,7 +139,7 @@ def run_serve(
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    result = _finish(proc, spawned, stats, log)
+    result = finish(proc, spawned, stats, log)
     result["viewer_fps"] = [v["fps"] for v in seen]
     return result
 
@@ -201,7 +201,7 @@ def naive_run(clip: Path, launch: Launch, seconds: float) -> dict[str, Any]:
 def stability_run(media: list[Path], launch: Launch, frames: int, scratch: Path) -> dict[str, Any]:
     """``depthstream eval --video`` on every clip: raw, EMA-range and stabilized depth."""
     out = scratch / "stability.json"
-    args = _cli("eval", *launch.flags(), "--frames", str(frames), "--json", str(out))
+    args = cli("eval", *launch.flags(), "--frames", str(frames), "--json", str(out))
     for clip in media:
         args += ["--video", str(clip)]
     proc = subprocess.run(args, capture_output=True, text=True, check=False)

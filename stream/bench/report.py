@@ -245,6 +245,8 @@ def tables(report: dict[str, Any], keys: list[str], main_key: str) -> str:
             "",
             stability_table(report["stability"]),
         ]
+    if report.get("cameras"):
+        parts += ["", camera_section(report["cameras"])]
     if report["ratios"]:
         parts += [
             "",
@@ -336,6 +338,66 @@ def shortfalls(report: dict[str, Any], keys: list[str]) -> list[str]:
                 f"{label}: serve with one viewer processes {served} fps against {live} live."
             )
     return found
+
+
+CAMERAS_HEADING = "## Several cameras"
+
+
+def camera_section(runs: dict[str, Any]) -> str:
+    """The multi-camera table and the three aims, each as measured."""
+    rows = []
+    for key, run in runs.items():
+        cams = run["cameras"]
+        kind = "one serve" if key.startswith("one_process") else "separate serves"
+        rows.append(
+            [
+                f"{len(cams)} camera(s), {kind}",
+                " / ".join(f"{c['fps']:.1f}" for c in cams),
+                " / ".join(f"{c['age_p50_ms']:.0f}, {c['age_p95_ms']:.0f}" for c in cams),
+                f"{run['total_fps']:.1f}",
+                f"{run['peak_rss_mb']:.0f}",
+            ]
+        )
+    parts = [
+        CAMERAS_HEADING,
+        "",
+        "`serve --camera ...` with N cameras in one process (one model, turns first come "
+        "first served) against N `serve` processes of one camera each, run at the same time; "
+        "every camera plays the same clip live, nobody watching.",
+        "",
+        _table(
+            ["setup", "fps per camera", "age p50, p95 per camera (ms)", "total fps", "peak RSS MB"],
+            rows,
+        ),
+    ]
+    one, two = runs.get("one_process_1"), runs.get("one_process_2")
+    if one and two:
+        inference = one["cameras"][0]["inference_p50_ms"]
+        worst_p95 = max(c["age_p95_ms"] for c in two["cameras"])
+        parts += [
+            "",
+            "Aims with two cameras in one process, against one camera:",
+            "",
+            f"- total fps {two['total_fps']:.1f} vs {one['total_fps']:.1f} "
+            f"({two['total_fps'] / one['total_fps']:.2f}x; aim: within 10%)",
+            f"- age p95 {worst_p95:.0f} ms = {worst_p95 / inference:.1f}x one camera's "
+            f"inference p50 of {inference:.0f} ms (aim: at most 3x)",
+            f"- peak RSS {two['peak_rss_mb']:.0f} vs {one['peak_rss_mb']:.0f} MB "
+            f"({two['peak_rss_mb'] / one['peak_rss_mb']:.2f}x; aim: within 15%)",
+        ]
+    return "\n".join(parts)
+
+
+def with_camera_section(page: str, section: str) -> str:
+    """``page`` with its camera section replaced (or put before the shortfalls)."""
+    start = page.find(CAMERAS_HEADING)
+    if start >= 0:
+        end = page.find("\n## ", start + len(CAMERAS_HEADING))
+        return page[:start] + section + ("\n" + page[end:] if end >= 0 else "\n")
+    anchor = page.find("## Known to fall short")
+    if anchor < 0:
+        return page.rstrip("\n") + "\n\n" + section + "\n"
+    return page[:anchor] + section + "\n\n" + page[anchor:]
 
 
 def document(report: dict[str, Any], keys: list[str], main_key: str, command: str) -> str:

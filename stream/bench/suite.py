@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.bench.cameras_bench import camera_runs
 from stream.bench.frames import clips, pick_frames, split, square_inputs
 from stream.bench.model_bench import (
     REFERENCE,
@@ -32,7 +33,7 @@ from stream.bench.model_bench import (
     time_paths,
 )
 from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs, stability_run
-from stream.bench.report import document, machine, tables
+from stream.bench.report import camera_section, document, machine, tables, with_camera_section
 from stream.bench.stages import cpu_bound_fps, stage_costs
 from stream.bench.tolerances import DEFAULT_BAR
 from stream.config import PRECISIONS, Config
@@ -59,6 +60,8 @@ class BenchOptions:
     pipeline_paths: str = "torch:fp32,openvino:fp32"
     seconds: float = 20.0
     offline_frames: int = 150
+    cameras: str = "1,2,4"
+    cameras_only: bool = False
     standin: bool = True
     json: str = "bench.json"
     markdown: str | None = None
@@ -145,8 +148,38 @@ def _ratios(
     return ratios
 
 
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        counts = [0]
+    if any(n < 1 or n > 16 for n in counts):
+        raise UserError(f"--cameras {text!r}: camera counts from 1 to 16, comma-separated")
+    return counts
+
+
+def run_cameras_only(cfg: Config, weights: str, args: BenchOptions) -> int:
+    """Only the camera runs: print their table, write the JSON, and replace the camera
+    section of the Markdown page (the rest of it stays as the last full run wrote it)."""
+    counts = _counts(args.cameras) or [1, 2, 4]
+    media = clips(Path(args.media) if args.media else None)
+    launch = Launch(weights, "torch", "fp32", cfg.model.threads, cfg.model.input_size)
+    runs = camera_runs(media[0], counts, launch, args.seconds, lambda m: log.info("bench: %s", m))
+    section = camera_section(runs)
+    print(section)
+    _write(Path(args.json), json.dumps({"machine": machine(), "cameras": runs}, indent=2))
+    if args.markdown:
+        page = Path(args.markdown)
+        old = page.read_text() if page.is_file() else "# Performance\n"
+        _write(page, with_camera_section(old, section))
+    return 0
+
+
 def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
     """Measure, print the tables, write the JSON (and the Markdown document)."""
+    choice = choose_weights(weights_flag, cfg.model)
+    if args.cameras_only:
+        return run_cameras_only(cfg, "synthetic" if choice.synthetic else str(choice.path), args)
     if args.rounds < 1 or args.per_round < 1 or args.frames_per_clip < 2:
         raise UserError("--rounds and --per-round must be >= 1, --frames-per-clip >= 2")
     media = clips(Path(args.media) if args.media else None)
@@ -154,7 +187,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
     skipped: list[str] = []
     paths = _parse_paths(args.paths) if args.paths else available_paths(skipped)
     pipeline_paths = _parse_paths(args.pipeline_paths)
-    choice = choose_weights(weights_flag, cfg.model)
+    counts = _counts(args.cameras)
     weights = "synthetic" if choice.synthetic else str(choice.path)
 
     def progress(message: str) -> None:
@@ -209,6 +242,9 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
             pipeline[p.label] = pipeline_runs(
                 clip, launch(p), args.seconds, args.offline_frames, progress, alone(p)
             )
+        cameras = None
+        if counts:
+            cameras = camera_runs(clip, counts, launch(REFERENCE), args.seconds, progress)
         stability = None
         if pipeline_paths:
             progress("temporal stability of every clip")
@@ -234,6 +270,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
         "naive": naive,
         "stages": stages,
         "stability": stability,
+        "cameras": cameras,
         "ratios": _ratios(model, shape_key(clip_shape), pipeline, naive, stages),
     }
     keys = [shape_key(s) for s in shapes]

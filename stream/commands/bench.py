@@ -32,6 +32,17 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         help="paths to run the whole pipeline with ('' to skip)",
     )
     p.add_argument("--seconds", type=float, default=20.0, help="length of each live/serve run")
+    p.add_argument(
+        "--cameras",
+        default="1,2,4",
+        metavar="LIST",
+        help="camera counts to serve at once, in one process and in several ('' to skip)",
+    )
+    p.add_argument(
+        "--cameras-only",
+        action="store_true",
+        help="measure only the cameras; with --markdown, replace that section of the page",
+    )
     p.add_argument("--offline-frames", type=int, default=150, metavar="N")
     p.add_argument("--no-standin", action="store_true", help="skip stand-in fidelity")
     p.add_argument("--json", default="bench.json", metavar="PATH", help="(default: bench.json)")
@@ -55,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         frames_per_clip=args.frames_per_clip,
         pipeline_paths=args.pipeline_paths,
         seconds=args.seconds,
+        cameras=args.cameras,
+        cameras_only=args.cameras_only,
         offline_frames=args.offline_frames,
         standin=not args.no_standin,
         json=args.json,

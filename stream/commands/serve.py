@@ -98,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         (pipeline,) = pipelines.values()
         write_stats(args.stats_json, pipeline.summary(), pipeline.stats)
     elif args.stats_json:
-        figures = {name: p.summary() for name, p in pipelines.items()}
+        firsts = [p.stats.first_output_unix for p in pipelines.values()]
+        figures = {
+            "cameras": {name: p.summary() for name, p in pipelines.items()},
+            "first_output_unix": min(filter(None, firsts), default=None),
+        }
         write_output(Path(args.stats_json), lambda path: path.write_text(json.dumps(figures)))
     return 0
