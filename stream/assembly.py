@@ -70,23 +70,33 @@ def open_cameras(
     obstacles: bool = False,
     overlay: bool = True,
 ) -> dict[str, Pipeline]:
-    """A live pipeline per camera (files loop), not started yet, all on one estimator: one
-    set of weights in memory, turns taken first come first served (:mod:`stream.turns`)."""
+    """A live pipeline per camera (files loop), not started yet, each with its own settings
+    (:meth:`CameraEntry.settings`), all on one estimator: one set of weights in memory, turns
+    taken first come first served (:mod:`stream.turns`)."""
     estimator = open_estimator(cfg.model, weights)
     turns = Turns() if len(cameras) > 1 else None
     named = len(cameras) > 1
+    settings = {entry.name: entry.settings(cfg) for entry in cameras}
     sources: list[Source] = []
     try:
         for entry in cameras:
             sources.append(open_source(entry.source, cfg.camera, cfg.network, loop=True))
-            estimator.warm_up(*sources[-1].size)
+            own = estimator.at_size(settings[entry.name].model.input_size)
+            own.warm_up(*sources[-1].size)
     except BaseException:
         for src in sources:
             src.close()
         raise
     return {
         entry.name: _pipeline(
-            cfg, src, estimator, obstacles, overlay, None, turns, entry.name if named else ""
+            settings[entry.name],
+            src,
+            estimator.at_size(settings[entry.name].model.input_size),
+            obstacles,
+            overlay,
+            None,
+            turns,
+            entry.name if named else "",
         )
         for entry, src in zip(cameras, sources, strict=True)
     }

@@ -222,11 +222,28 @@ class MqttConfig:
 @dataclass
 class CameraEntry:
     """One camera of a multi-camera ``serve``: a name for its URLs and topics, any source
-    ``run`` takes, and optionally its own RTSP publish URL."""
+    ``run`` takes, and optionally its own RTSP publish URL, network input size (0: the
+    ``[model]`` one) and ``[calibration]``/``[obstacles]`` (None: the global sections;
+    a camera's table overrides only the keys it gives)."""
 
     name: str
     source: str
     publish: str = ""
+    input_size: int = 0
+    calibration: CalibrationConfig | None = None
+    obstacles: ObstacleConfig | None = None
+
+    def settings(self, cfg: Config) -> Config:
+        """``cfg`` as this camera sees it."""
+        model = cfg.model
+        if self.input_size:
+            model = dataclasses.replace(model, input_size=self.input_size)
+        return dataclasses.replace(
+            cfg,
+            model=model,
+            calibration=self.calibration or cfg.calibration,
+            obstacles=self.obstacles or cfg.obstacles,
+        )
 
 
 @dataclass
@@ -393,20 +410,43 @@ def check_camera_names(names: list[str]) -> None:
         raise UserError("camera names must differ")
 
 
-def _cameras(tables: Any) -> list[CameraEntry]:
-    """``[[cameras]]`` tables (``cameras = []``: one camera, from the command line)."""
+def _overridden(where: str, base: Any, table: Any) -> Any:
+    """``base`` (a section) with the keys of ``table`` replaced, each checked."""
+    if not isinstance(table, dict):
+        raise UserError(f"config: {where} must be a table")
+    hints = get_type_hints(type(base))
+    for key in table:
+        if key not in hints:
+            raise UserError(f"config: unknown key {where}.{key} (known: {', '.join(hints)})")
+    values = {k: _check_type(f"{where}.{k}", v, hints[k]) for k, v in table.items()}
+    return dataclasses.replace(base, **values)
+
+
+def _cameras(tables: Any, cfg: Config) -> list[CameraEntry]:
+    """``[[cameras]]`` tables (``cameras = []``: one camera, from the command line), their
+    sub-tables over ``cfg``'s sections."""
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise UserError("config: cameras must be [[cameras]] tables")
-    hints = get_type_hints(CameraEntry)
     entries = []
     for i, table in enumerate(tables):
-        unknown = set(table) - set(hints)
+        where = f"cameras[{i}]"
+        known = {"name": str, "source": str, "publish": str, "input_size": int}
+        unknown = set(table) - set(known) - {"calibration", "obstacles"}
         if unknown or not {"name", "source"} <= set(table):
             raise UserError(
-                f"config: cameras[{i}] needs name and source (known keys: {', '.join(hints)})"
+                f"config: {where} needs name and source (known keys: "
+                f"{', '.join(known)}, [cameras.calibration], [cameras.obstacles])"
             )
-        values = {k: _check_type(f"cameras[{i}].{k}", v, hints[k]) for k, v in table.items()}
-        entries.append(CameraEntry(**values))
+        values: dict[str, Any] = {
+            k: _check_type(f"{where}.{k}", v, known[k]) for k, v in table.items() if k in known
+        }
+        for section in ("calibration", "obstacles"):
+            if section in table:
+                base = getattr(cfg, section)
+                values[section] = _overridden(f"{where}.{section}", base, table[section])
+        entry = CameraEntry(**values)
+        _validate(entry.settings(cfg))
+        entries.append(entry)
     check_camera_names([e.name for e in entries])
     return entries
 
@@ -417,7 +457,6 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     section_types = get_type_hints(Config)
     for name, table in data.items():
         if name == "cameras":
-            sections[name] = _cameras(table)
             continue
         if name not in section_types:
             raise UserError(f"config: unknown section [{name}] (known: {', '.join(section_types)})")
@@ -433,6 +472,8 @@ def config_from_dict(data: dict[str, Any]) -> Config:
         sections[name] = cls(**values)
     cfg = Config(**sections)
     _validate(cfg)
+    if "cameras" in data:
+        cfg = dataclasses.replace(cfg, cameras=_cameras(data["cameras"], cfg))
     return cfg
 
 
@@ -459,9 +500,10 @@ def load_config(path: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config: {path} is not valid TOML: {exc}") from None
     cfg = config_from_dict(data)
-    anchor = cfg.calibration.anchor
-    if anchor and not Path(anchor).is_absolute():
-        cfg.calibration.anchor = str(path.parent / anchor)
+    sections = [cfg.calibration] + [c.calibration for c in cfg.cameras if c.calibration]
+    for section in sections:
+        if section.anchor and not Path(section.anchor).is_absolute():
+            section.anchor = str(path.parent / section.anchor)
     return cfg
 
 

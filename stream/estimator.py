@@ -54,11 +54,24 @@ class DepthEstimator:
     inferences at once would only fight over the same cores.
     """
 
-    def __init__(self, runtime: Runtime, input_size: int = 256, stamp: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        input_size: int = 256,
+        stamp: str | None = None,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self.runtime = runtime
         self.input_size = input_size
         self.stamp = stamp
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
+
+    def at_size(self, input_size: int) -> DepthEstimator:
+        """This estimator with another network input size: the same runtime and weights,
+        the same lock."""
+        if input_size == self.input_size:
+            return self
+        return DepthEstimator(self.runtime, input_size, self.stamp, self._lock)
 
     def warm_up(self, height: int, width: int) -> None:
         """Build (or load) the model for this frame size before the first frame arrives."""

@@ -12,6 +12,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from stream.assembly import open_cameras
+from stream.config import load_config
+from stream.sinks.latest import LatestResult
 from tests.conftest import assert_clean_error, require, run_synthetic
 from tests.tools.rtsp import RtspServer, free_port, gst_available, loop_clip
 from tests.tools.serving import frames_processed, health, metrics, start_serve, stop
@@ -145,3 +148,31 @@ def test_two_cameras_share_one_model_and_one_dying_costs_the_other_nothing(
 def test_bad_camera_lists_are_one_line_errors(tmp_path: Path, args, message: str) -> None:
     proc = run_synthetic("serve", *args, cwd=tmp_path)
     assert message in assert_clean_error(proc)
+
+
+def test_each_camera_runs_its_own_settings_on_the_one_model(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(
+        "[calibration]\nscale = 0.02\nshift = 0.1\n"
+        '[[cameras]]\nname = "near"\nsource = "sample"\ninput_size = 128\n'
+        "[cameras.calibration]\nscale = 0.05\n[cameras.obstacles]\nsectors = 3\n"
+        '[[cameras]]\nname = "far"\nsource = "sample"\n'
+    )
+    cfg = load_config(tmp_path / "c.toml")
+    pipelines = open_cameras(cfg, cfg.cameras, weights="synthetic", obstacles=True)
+    near, far = pipelines["near"], pipelines["far"]
+    try:
+        assert near.estimator.runtime is far.estimator.runtime  # one set of weights
+        assert (near.estimator.input_size, far.estimator.input_size) == (128, 256)
+        assert near.turns is far.turns is not None
+        assert near.readout.calibration.scale == 0.05 and far.readout.calibration.scale == 0.02
+        readings = {}
+        for name, pipeline in pipelines.items():
+            latest = LatestResult()
+            pipeline.add_sink(latest)
+            pipeline.start()
+            readings[name] = latest
+        got = {name: latest.get(timeout=60) for name, latest in readings.items()}
+        assert len(got["near"].obstacles.sectors) == 3 and len(got["far"].obstacles.sectors) == 5
+    finally:
+        for pipeline in pipelines.values():
+            pipeline.join()

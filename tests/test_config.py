@@ -71,3 +71,58 @@ def test_cli_names_the_bad_key(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert "render.colour" in assert_clean_error(proc)
+
+
+CAMERAS = """
+[calibration]
+scale = 0.02
+shift = 0.1
+[obstacles]
+sectors = 5
+warn_metres = 1.5
+
+[[cameras]]
+name = "door"
+source = "rtsp://10.0.0.2/s"
+input_size = 320
+[cameras.calibration]
+scale = 0.05
+[cameras.obstacles]
+sectors = 3
+
+[[cameras]]
+name = "yard"
+source = "sample"
+publish = "rtsp://mtx:8554/yard"
+"""
+
+
+def test_cameras_take_their_own_settings_over_the_global_ones(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(CAMERAS)
+    cfg = load_config(path)
+    door, yard = cfg.cameras
+    assert (door.name, door.source, door.publish) == ("door", "rtsp://10.0.0.2/s", "")
+    d, y = door.settings(cfg), yard.settings(cfg)
+    # A camera's table overrides the keys it gives; the rest come from the global section.
+    assert (d.calibration.scale, d.calibration.shift) == (0.05, 0.1)
+    assert (d.obstacles.sectors, d.obstacles.warn_metres) == (3, 1.5)
+    assert d.model.input_size == 320 and y.model.input_size == 256
+    assert y.calibration == cfg.calibration and yard.publish == "rtsp://mtx:8554/yard"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[[cameras]]\nname = "a"\n', "needs name and source"),
+        ('[[cameras]]\nname = "a"\nsource = "s"\nzoom = 2\n', "needs name and source"),
+        ('[[cameras]]\nname = "a b"\nsource = "s"\n', "camera name"),
+        ('[[cameras]]\nname = "a"\nsource = "s"\n[cameras.obstacles]\nsector = 3\n', "sector"),
+        ('[[cameras]]\nname = "a"\nsource = "s"\n[cameras.obstacles]\nsectors = 0\n', "sectors"),
+        ('[[cameras]]\nname = "a"\nsource = "s"\ninput_size = 100\n', "input_size"),
+    ],
+)
+def test_bad_camera_tables_are_refused_naming_the_key(tmp_path: Path, text, named) -> None:
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(UserError, match=named):
+        load_config(tmp_path / "c.toml")
