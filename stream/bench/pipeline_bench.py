@@ -55,11 +55,14 @@ def cli(*args: str) -> list[str]:
 
 
 def finish(proc: subprocess.Popen, spawned: float, stats_path: Path, log: Path) -> dict[str, Any]:
-    _, status, usage = os.wait4(proc.pid, 0)
+    if proc.returncode is None:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    else:  # already reaped by a poll(): it ended before it was told to
+        usage = None
     wall = time.time() - spawned
-    code = os.waitstatus_to_exitcode(status)
-    proc.returncode = code
-    if code != 0 or not stats_path.is_file():
+    code = proc.returncode
+    if code != 0 or usage is None or not stats_path.is_file():
         lines = log.read_text(errors="replace").strip().splitlines()
         raise UserError(f"bench child {proc.args[3]} failed ({code}): {lines[-1] if lines else ''}")
     stats = json.loads(stats_path.read_text())

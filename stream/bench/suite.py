@@ -244,7 +244,9 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
             )
         cameras = None
         if counts:
-            cameras = camera_runs(clip, counts, launch(REFERENCE), args.seconds, progress)
+            # The default runtime, as `serve` runs it (the eager reference is no CLI backend).
+            default = BenchPath("torch", "fp32")
+            cameras = camera_runs(clip, counts, launch(default), args.seconds, progress)
         stability = None
         if pipeline_paths:
             progress("temporal stability of every clip")
