@@ -39,6 +39,16 @@ class Intrinsics:
     cy: float
     approximate: bool = False
 
+    @property
+    def k(self) -> list[float]:
+        """The 3x3 camera matrix, row by row (``CameraInfo.k``)."""
+        return [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
+
+    @property
+    def p(self) -> list[float]:
+        """The 3x4 projection of an undistorted, unrectified camera (``CameraInfo.p``)."""
+        return [self.fx, 0.0, self.cx, 0.0, 0.0, self.fy, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+
 
 def intrinsics_for(camera: CameraOptions, width: int, height: int) -> Intrinsics:
     """``[camera] fx, fy (cx, cy)`` or, failing those, ``hfov_deg`` for a ``width`` x

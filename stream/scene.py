@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from stream.calibration import Fit
@@ -53,6 +54,23 @@ class Scene:
     def info(self) -> dict[str, object]:
         """What a reader needs to interpret the depth: its unit and how good the lens is."""
         return {"depth_unit": self.unit, "intrinsics": self.lens}
+
+    def record(self) -> dict[str, object]:
+        """The obstacle reading with :meth:`info`, as the robot outputs publish it (JSON)."""
+        reading = self.obstacles.to_dict() if self.obstacles is not None else None
+        return {**self.info(), "reading": reading}
+
+    def depth_bytes(self) -> bytes:
+        """The depth as little-endian float32 rows (a ``32FC1`` image's data)."""
+        return np.ascontiguousarray(self.depth, dtype="<f4").tobytes()
+
+    def jpeg(self, quality: int) -> bytes:
+        """The camera frame as a JPEG."""
+        bgr = cv2.cvtColor(self.rgb, cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ValueError("JPEG encoding failed")
+        return data.tobytes()
 
     def ply(self) -> bytes:
         """The point cloud as a PLY whose header says the unit and the lens."""

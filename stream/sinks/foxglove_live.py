@@ -12,7 +12,6 @@ its oldest message, so a slow or absent viewer never slows the pipeline.
 
 from __future__ import annotations
 
-import json
 import threading
 
 import foxglove
@@ -25,7 +24,6 @@ from stream.errors import UserError
 from stream.geometry import OPTICAL_IN_BODY
 from stream.scene import Scene, Scenes
 from stream.sinks.latest import LatestResult
-from stream.sinks.ros2_mcap import jpeg, obstacles_json
 
 BACKLOG = 32  # messages per viewer: a few frames' worth
 
@@ -101,7 +99,7 @@ class FoxgloveLive:
         stamp = fm.Timestamp(*divmod(t, 1_000_000_000))
         frame = self._robot.frame_id
         if self.image.has_sinks():
-            data = jpeg(scene.rgb, self._robot.jpeg_quality)
+            data = scene.jpeg(self._robot.jpeg_quality)
             self.image.log(
                 fm.CompressedImage(timestamp=stamp, frame_id=frame, data=data, format="jpeg"),
                 log_time=t,
@@ -109,7 +107,6 @@ class FoxgloveLive:
         depth = self.depth if scene.metric else self.inverse
         if depth.has_sinks():
             height, width = scene.depth.shape
-            raw = np.ascontiguousarray(scene.depth, dtype="<f4").tobytes()
             depth.log(
                 fm.RawImage(
                     timestamp=stamp,
@@ -118,7 +115,7 @@ class FoxgloveLive:
                     height=height,
                     encoding="32FC1",
                     step=4 * width,
-                    data=raw,
+                    data=scene.depth_bytes(),
                 ),
                 log_time=t,
             )
@@ -133,9 +130,9 @@ class FoxgloveLive:
                     height=height,
                     distortion_model="plumb_bob",
                     D=[0.0] * 5,
-                    K=[k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1],
+                    K=k.k,
                     R=[1, 0, 0, 0, 1, 0, 0, 0, 1],
-                    P=[k.fx, 0, k.cx, 0, 0, k.fy, k.cy, 0, 0, 0, 1, 0],
+                    P=k.p,
                 ),
                 log_time=t,
             )
@@ -157,7 +154,7 @@ class FoxgloveLive:
         if self.tf.has_sinks():
             self.tf.log(self._transforms(stamp), log_time=t)
         if self.obstacles.has_sinks():
-            self.obstacles.log(json.loads(obstacles_json(scene)), log_time=t)
+            self.obstacles.log(scene.record(), log_time=t)
 
     def _point_cloud(self, scene: Scene, stamp: fm.Timestamp) -> fm.PointCloud:
         assert scene.cloud is not None

@@ -25,7 +25,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from mcap.records import Schema
 from mcap_ros2.writer import Writer
@@ -62,9 +61,9 @@ def camera_info(scene: Scene, k: Intrinsics, frame_id: str) -> dict[str, Any]:
         "width": width,
         "distortion_model": "plumb_bob",
         "d": [0.0] * 5,
-        "k": [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0],
+        "k": k.k,
         "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-        "p": [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0],
+        "p": k.p,
     }
 
 
@@ -124,7 +123,7 @@ def depth_image(scene: Scene, frame_id: str) -> dict[str, Any]:
         "encoding": "32FC1",
         "is_bigendian": 0,
         "step": 4 * width,
-        "data": np.ascontiguousarray(scene.depth, dtype="<f4").tobytes(),
+        "data": scene.depth_bytes(),
     }
 
 
@@ -139,20 +138,6 @@ def static_transform(stamp_ns: int, robot: RobotConfig) -> dict[str, Any]:
         },
     }
     return {"transforms": [transform]}
-
-
-def jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    ok, data = cv2.imencode(
-        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return data.tobytes()
-
-
-def obstacles_json(scene: Scene) -> str:
-    reading = scene.obstacles.to_dict() if scene.obstacles is not None else None
-    return json.dumps({**scene.info(), "reading": reading})
 
 
 class McapRecorder:
@@ -195,7 +180,7 @@ class McapRecorder:
         image = {
             "header": header(t, frame_id),
             "format": "jpeg",
-            "data": jpeg(scene.rgb, self._robot.jpeg_quality),
+            "data": scene.jpeg(self._robot.jpeg_quality),
         }
         self._put("/camera/image/compressed", "sensor_msgs/msg/CompressedImage", image, t)
         topic = "/camera/depth/image" if scene.metric else "/camera/inverse_depth/image"
@@ -210,7 +195,7 @@ class McapRecorder:
         if scene.scan is not None:
             scan = laser_scan(scene, self._robot.scan_frame_id, self._scan_time)
             self._put("/scan", "sensor_msgs/msg/LaserScan", scan, t)
-        text = {"data": obstacles_json(scene)}
+        text = {"data": json.dumps(scene.record())}
         self._put("/depthstream/obstacles", "std_msgs/msg/String", text, t)
         self.frames += 1
 
