@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import math
 import os
 import ssl
 import time
@@ -316,13 +317,28 @@ def test_a_flood_from_many_addresses_is_held_by_the_viewer_cap(estimator, monkey
 
                 return list(await asyncio.gather(*(one() for _ in range(40))))
 
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, len(state.peers.connections))
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.ensure_future(watch())
+        started = time.monotonic()
         floods = await asyncio.gather(*(flood(f"127.0.0.{i}") for i in range(2, 22)))
+        elapsed = time.monotonic() - started
+        watcher.cancel()
         statuses = [status for answers in floods for status in answers]
         counts = {s: statuses.count(s) for s in set(statuses)}
-        print(f"flood from 20 addresses: {counts}")
+        print(f"flood from 20 addresses in {elapsed:.1f} s: {counts}, peak peers {peak}")
         assert set(counts) <= {201, 429, 503} and counts.get(503, 0) > 0
-        assert counts.get(201, 0) <= cfg.web.max_viewers
-        assert len(state.peers.connections) <= cfg.web.max_viewers
+        # The cap holds at every moment; a peer that does not connect frees its place after
+        # connect_timeout, so a flood longer than that may be answered again.
+        assert peak <= cfg.web.max_viewers
+        rounds = 1 + math.ceil(elapsed / cfg.web.connect_timeout)
+        assert counts.get(201, 0) <= cfg.web.max_viewers * rounds
         await _until(lambda: not state.peers.connections, timeout=20)
         await viewer.close()
         await _until(lambda: open_fds() <= baseline + 2, timeout=30)

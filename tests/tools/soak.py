@@ -239,6 +239,35 @@ class Run:
             turn += 1
             await self.pause(UPLOAD_EVERY)
 
+    async def warm_up(self, http: aiohttp.ClientSession) -> None:
+        """Everything the soak does, once: the libraries' pools (executor workers, decoder
+        and encoder threads) grow on first use, so the start is measured after it."""
+        viewers = [
+            asyncio.create_task(self.viewer_session(http, whep=whep, stay=8))
+            for whep in (False, True)
+        ]
+        for fmt in FORMATS:
+            form = aiohttp.FormData()
+            form.add_field("image", self.image, filename="frame.jpg", content_type="image/jpeg")
+            status, body, _ = await self.request(
+                http, "POST", f"/api/depth?format={fmt}", data=form
+            )
+            if status != 200:
+                raise RuntimeError(f"warm-up upload ({fmt}) answered {status}: {body!r}")
+        await asyncio.gather(*viewers)
+        if self.soak.viewer_errors:
+            raise RuntimeError(f"warm-up viewers failed: {self.soak.viewer_errors}")
+        if self.args.restart_every:
+            reconnects = (await self.sample(http)).reconnects
+            await asyncio.to_thread(self.camera.stop)
+            await asyncio.to_thread(self.camera.start)
+            deadline = time.monotonic() + 60
+            while (await self.sample(http)).reconnects == reconnects:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("warm-up: the server did not reconnect to the camera")
+                await asyncio.sleep(0.5)
+        self.soak.viewer_sessions = 0
+
     async def restarter(self) -> None:
         while self.args.restart_every and not self.stopping.is_set():
             await self.pause(self.args.restart_every)
@@ -324,9 +353,7 @@ class Run:
             async with aiohttp.ClientSession() as http:
                 await self.until(http, lambda h: h["frames_processed"] > 0, 300)
                 first = await self.sample(http)
-                warm = [asyncio.create_task(self.viewer_session(http, whep=False, stay=5))]
-                await self.request(http, "POST", "/api/depth", data=self.image)
-                await asyncio.gather(*warm)
+                await self.warm_up(http)
                 start = await self.settle(http)
                 self.started = time.monotonic()
                 self.soak.ages.clear()
