@@ -1,9 +1,10 @@
 """RTSP and HTTP (MJPEG, HLS) cameras through PyAV, tuned for low delay.
 
 TCP transport by default, no input buffering, bounded open/read timeouts.  A
-URL that never answers is a :class:`SourceError` at start; a stream that drops
-or stalls after it started is reopened with exponential backoff while the
-status says "reconnecting", because a lost network camera must not end the run.
+URL that never answers is a :class:`SourceError` at start (so a wrong URL is seen
+at once) unless the source is told to ``wait``, as one of several cameras is; a
+stream that drops or stalls is reopened with exponential backoff while the status
+says "reconnecting", because a lost network camera must not end the run.
 """
 
 from __future__ import annotations
@@ -40,17 +41,25 @@ class NetworkSource:
     live = True
     frame_count = None
 
-    def __init__(self, url: str, options: NetworkOptions | None = None) -> None:
+    def __init__(
+        self, url: str, options: NetworkOptions | None = None, *, wait: bool = False
+    ) -> None:
+        """``wait``: a camera not reachable yet is retried in the background instead of
+        being an error; its size and rate are unknown until it answers."""
         self.url = url
         self.options = options or NetworkOptions()
         self.status = SourceStatus()
         self._stopped = threading.Event()
+        self._container: av.container.InputContainer | None = None
         try:
             self._container = self._open()
-        except av.error.FFmpegError as exc:
-            raise SourceError(
-                f"{redact(url)}: cannot open stream ({exc.strerror or exc})"
-            ) from None
+        except (av.error.FFmpegError, SourceError) as exc:
+            reason = exc.strerror if isinstance(exc, av.error.FFmpegError) else None
+            message = f"{redact(url)}: cannot open stream ({reason or exc})"
+            if not wait:
+                raise SourceError(message) from None
+            log.warning("%s; retrying in the background", message)
+            self.status.set_state(RECONNECTING)
 
     def _open(self) -> av.container.InputContainer:
         av_options = {"fflags": "nobuffer", "flags": "low_delay"}
@@ -68,16 +77,22 @@ class NetworkSource:
 
     @property
     def fps(self) -> float:
-        rate = self._container.streams.video[0].average_rate
+        container = self._container
+        rate = container.streams.video[0].average_rate if container else None
         return float(rate) if rate else 25.0
 
     @property
-    def size(self) -> tuple[int, int]:
+    def size(self) -> tuple[int, int] | None:
+        if self._container is None:
+            return None
         ctx = self._container.streams.video[0].codec_context
         return ctx.height, ctx.width
 
     def __iter__(self) -> Iterator[Frame]:
         seq = 0
+        if self._container is None and not self._reconnect("not reached at start"):
+            self.status.set_state(ENDED)
+            return
         while not self._stopped.is_set():
             try:
                 for rgb, pts in decode_rgb(self._container, self.status):
@@ -97,7 +112,8 @@ class NetworkSource:
         """Reopen with backoff; False when stopped or out of attempts."""
         self.status.set_state(RECONNECTING)
         log.warning("%s lost (%s); reconnecting", redact(self.url), reason)
-        self._container.close()
+        if self._container is not None:
+            self._container.close()
         delay, attempt = self.options.reconnect_initial, 0
         while not self._stopped.wait(delay):
             attempt += 1
@@ -120,4 +136,5 @@ class NetworkSource:
 
     def close(self) -> None:
         self._stopped.set()
-        self._container.close()
+        if self._container is not None:
+            self._container.close()

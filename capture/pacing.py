@@ -98,7 +98,7 @@ class PacedSource:
         return self.source.live
 
     @property
-    def size(self) -> tuple[int, int]:
+    def size(self) -> tuple[int, int] | None:
         return self.source.size
 
     @property

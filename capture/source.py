@@ -98,8 +98,8 @@ class Source(Protocol):
         ...
 
     @property
-    def size(self) -> tuple[int, int]:
-        """``(height, width)`` of the frames."""
+    def size(self) -> tuple[int, int] | None:
+        """``(height, width)`` of the frames; None while a network camera has not answered."""
         ...
 
     @property

@@ -28,8 +28,10 @@ def open_source(
     *,
     live_file: bool = True,
     loop: bool = False,
+    wait: bool = False,
 ) -> Source:
-    """Open ``spec``.  ``live_file`` paces files at their frame rate; ``loop`` repeats them."""
+    """Open ``spec``.  ``live_file`` paces files at their frame rate; ``loop`` repeats them;
+    ``wait`` retries a network camera that does not answer yet instead of failing."""
     if spec == SAMPLE_NAME:
         return FileSource(SAMPLE_PATH, live=live_file, loop=loop)
     if _DEVICE.match(spec):
@@ -42,6 +44,6 @@ def open_source(
                 f"(use {', '.join(s + '://' for s in SCHEMES)}, a camera index, a file or 'sample')"
             )
         network = network or NetworkOptions()
-        source = NetworkSource(spec, network)
+        source = NetworkSource(spec, network, wait=wait)
         return PacedSource(source, network.jitter_buffer) if network.jitter_buffer else source
     return FileSource(spec, live=live_file, loop=loop)

@@ -72,17 +72,19 @@ def open_cameras(
 ) -> dict[str, Pipeline]:
     """A live pipeline per camera (files loop), not started yet, each with its own settings
     (:meth:`CameraEntry.settings`), all on one estimator: one set of weights in memory, turns
-    taken first come first served (:mod:`stream.turns`)."""
+    taken first come first served (:mod:`stream.turns`).  With several cameras a network
+    camera that does not answer yet is retried in the background, not an error."""
     estimator = open_estimator(cfg.model, weights)
-    turns = Turns() if len(cameras) > 1 else None
     named = len(cameras) > 1
+    turns = Turns() if named else None
     settings = {entry.name: entry.settings(cfg) for entry in cameras}
     sources: list[Source] = []
     try:
         for entry in cameras:
-            sources.append(open_source(entry.source, cfg.camera, cfg.network, loop=True))
-            own = estimator.at_size(settings[entry.name].model.input_size)
-            own.warm_up(*sources[-1].size)
+            src = open_source(entry.source, cfg.camera, cfg.network, loop=True, wait=named)
+            sources.append(src)
+            if src.size is not None:
+                estimator.at_size(settings[entry.name].model.input_size).warm_up(*src.size)
     except BaseException:
         for src in sources:
             src.close()

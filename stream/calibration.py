@@ -121,11 +121,14 @@ def save(
     radius: int,
     result: Fit,
     anchor: Anchor | None = None,
+    camera: str | None = None,
 ) -> CalibrationConfig:
-    """Write ``result`` with its points into ``[calibration]`` of ``path``, the rest of the file
-    as it was, and the frame it was fitted on (``anchor``) beside it; returns the new
-    section.  A file that cannot be written is a UserError."""
-    anchor_file = path.with_name(f"{path.stem}.anchor.npz")
+    """Write ``result`` with its points into ``[calibration]`` of ``path`` (with ``camera``:
+    into that ``[[cameras]]`` entry), the rest of the file as it was, and the frame it was
+    fitted on (``anchor``) beside it; returns the new section.  A file that cannot be
+    written is a UserError."""
+    stem = f"{path.stem}.{camera}" if camera else path.stem
+    anchor_file = path.with_name(f"{stem}.anchor.npz")
     new = dataclasses.replace(
         section,
         points=[list(p) for p in points],
@@ -138,7 +141,7 @@ def save(
     try:
         if anchor is not None:
             anchor.save(anchor_file)
-        write_section(path, "calibration", new)
+        write_section(path, "calibration", new, camera)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return new

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+import tomlkit
+
 from capture.options import CameraOptions, NetworkOptions
 from stream.errors import UserError
 
@@ -518,37 +520,26 @@ def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
     return out
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
-
-
-def write_section(path: Path, name: str, values: Any) -> None:
-    """Replace (or append) ``[name]`` in a TOML file, keeping everything else as it was.
+def write_section(path: Path, name: str, values: Any, camera: str | None = None) -> None:
+    """Replace (or add) ``[name]`` in a TOML file, or with ``camera`` that ``[[cameras]]``
+    entry's ``[cameras.name]``, keeping everything else (comments too) as it was.
 
     Written to a temporary file and renamed, so a crash never leaves half a config.
+    A camera with no ``[[cameras]]`` entry in the file is a UserError.
     """
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == f"[{name}]"), None)
-    body = [f"[{name}]"] + [
-        f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(values).items()
-    ]
-    if start is None:
-        lines += ([""] if lines else []) + body
+    doc = tomlkit.parse(text)
+    table = tomlkit.table()
+    table.update(dataclasses.asdict(values))
+    table.add(tomlkit.nl())
+    if camera is None:
+        doc[name] = table
     else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
-            len(lines),
-        )
-        while end > start + 1 and not lines[end - 1].strip():
-            end -= 1
-        lines[start:end] = body
+        entries = doc.get("cameras", [])
+        entry = next((e for e in entries if e.get("name") == camera), None)
+        if entry is None:
+            raise UserError(f"camera {camera!r} has no [[cameras]] entry in {path}")
+        entry[name] = table
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     os.replace(tmp, path)

@@ -11,14 +11,20 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from stream import calibration
 from stream.assembly import open_cameras
+from stream.calibration import sample_points
 from stream.config import load_config
+from stream.errors import UserError
 from stream.sinks.latest import LatestResult
 from tests.conftest import assert_clean_error, require, run_synthetic
 from tests.tools.rtsp import RtspServer, free_port, gst_available, loop_clip
 from tests.tools.serving import frames_processed, health, metrics, start_serve, stop
 from tests.webrtc import Viewer, loopback_only
+from web.server import create_app
+from web.state import STATE
 
 
 @pytest.fixture
@@ -135,6 +141,42 @@ def test_two_cameras_share_one_model_and_one_dying_costs_the_other_nothing(
     assert "door" in err
 
 
+def test_a_camera_down_at_start_is_waited_for_while_the_others_stream(tmp_path) -> None:
+    """The door camera is off when serve starts: the yard camera streams, the door camera
+    says "reconnecting", and it joins when its RTSP server comes up."""
+    require(gst_available(), "GStreamer RTSP server (python3-gst-1.0) is not installed")
+    clip = loop_clip(tmp_path / "long.mp4", 120)
+    door, yard = RtspServer(clip, free_port()), RtspServer(clip, free_port())
+    yard.start()
+    try:
+        proc, base = start_serve(
+            tmp_path, "--camera", f"yard={yard.url}", "--camera", f"door={door.url}", source=None
+        )
+        try:
+            cameras = health(base)["cameras"]
+            assert cameras["door"]["source"] == "reconnecting"
+            assert cameras["door"]["status"] == "ok" and cameras["yard"]["source"] == "running"
+            assert _rate(base, "yard", 3) > 1 and frames_processed(base, "door") == 0
+            door.start()
+            deadline = time.monotonic() + 60
+            while frames_processed(base, "door") < 10:
+                assert time.monotonic() < deadline, "the door camera never joined"
+                time.sleep(0.5)
+            assert health(base)["cameras"]["door"]["source"] == "running"
+        finally:
+            err = stop(proc)
+        assert "door" in err and "retrying in the background" in err
+    finally:
+        door.stop()
+        yard.stop()
+
+
+def test_one_camera_that_does_not_answer_is_still_a_clear_error(tmp_path) -> None:
+    """Alone, an unreachable camera is most likely a wrong URL: said at once."""
+    proc = run_synthetic("serve", f"rtsp://127.0.0.1:{free_port()}/cam", cwd=tmp_path)
+    assert "cannot open stream" in assert_clean_error(proc)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -176,3 +218,45 @@ def test_each_camera_runs_its_own_settings_on_the_one_model(tmp_path: Path) -> N
     finally:
         for pipeline in pipelines.values():
             pipeline.join()
+
+
+def test_the_page_calibrates_each_camera_into_its_own_config_entry(tmp_path: Path) -> None:
+    """``POST /api/calibration`` for the "far" camera: applied to that camera only, written
+    into its ``[[cameras]]`` entry (comments and the other entry kept), its anchor beside."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '# two cameras\n[[cameras]]\nname = "near"\nsource = "sample"\n\n'
+        '[[cameras]]\nname = "far"\nsource = "sample"\n'
+    )
+    cfg = load_config(path)
+    pipelines = open_cameras(cfg, cfg.cameras, weights="synthetic", obstacles=True, overlay=False)
+
+    async def main() -> dict:
+        app = create_app(pipelines, cfg, path)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            far = app[STATE].feed("far")
+            deadline = time.monotonic() + 60
+            while far.hub.latest is None:
+                assert time.monotonic() < deadline, "no frame from the far camera"
+                await asyncio.sleep(0.2)
+            values = sample_points(far.hub.latest.depth.depth, [(50, 50), (600, 200)], 2)
+            points = [
+                [50, 50, 1 / (0.01 * values[0] + 0.1)],
+                [600, 200, 1 / (0.01 * values[1] + 0.1)],
+            ]
+            reply = await client.post("/api/calibration", json={"points": points, "camera": "far"})
+            answer = await reply.json()
+            assert reply.status == 200 and answer["saved_to"] == str(path), answer
+            assert far.pipeline.readout.calibration.scale == pytest.approx(answer["scale"])
+            assert app[STATE].feed("near").pipeline.readout.calibration is None
+            return answer
+
+    answer = asyncio.run(main())
+    saved = load_config(path)
+    assert saved.cameras[1].calibration.scale == pytest.approx(answer["scale"])
+    assert saved.cameras[0].calibration is None and saved.calibration.scale == 0
+    assert path.read_text().startswith("# two cameras")
+    assert (tmp_path / "c.far.anchor.npz").is_file()
+    with pytest.raises(UserError, match="no \\[\\[cameras\\]\\] entry"):
+        fit = calibration.Fit(1.0, 0.0, 0.0, 2, 0)
+        calibration.save(path, saved.calibration, [], 2, fit, camera="gate")

@@ -57,7 +57,8 @@ async def _until_closed(ws: web.WebSocketResponse) -> None:
 async def calibrate(request: web.Request) -> web.Response:
     """``{"points": [[x, y, metres], ...]}`` in image pixels of the current frame (of
     ``"camera"``, default the first): fit on the newest depth map, apply it at once, and
-    save it to the config file (single-camera servers only)."""
+    save it to the config file: into the camera's ``[[cameras]]`` entry when it has one,
+    else into ``[calibration]`` when it is the only camera."""
     state: ServerState = request.app[STATE]
     try:
         body = await request.json()
@@ -69,7 +70,9 @@ async def calibrate(request: web.Request) -> web.Response:
     latest, meter = feed.hub.latest, feed.pipeline.readout
     if latest is None or meter is None:
         raise web.HTTPServiceUnavailable(reason="no frame processed yet")
-    radius = state.cfg.calibration.radius
+    entry = next((e for e in state.cfg.cameras if e.name == feed.name), None)
+    section = entry.settings(state.cfg).calibration if entry else state.cfg.calibration
+    radius = section.radius
     try:
         result = calibration.calibrate([latest.depth.depth], points, radius)
     except UserError as exc:
@@ -80,11 +83,10 @@ async def calibrate(request: web.Request) -> web.Response:
     if stabilizer is not None:
         stabilizer.use_anchor(anchor)
     saved = None
-    if state.config_path is not None and len(state.feeds) == 1:
+    camera = feed.name if entry else None
+    if state.config_path is not None and (camera or len(state.feeds) == 1):
         try:
-            calibration.save(
-                state.config_path, state.cfg.calibration, points, radius, result, anchor
-            )
+            calibration.save(state.config_path, section, points, radius, result, anchor, camera)
             saved = str(state.config_path)
         except UserError as exc:
             log.warning("calibration applied but not saved: %s", exc)
