@@ -26,7 +26,7 @@ from stream.render.normalizer import EmaNormalizer
 from stream.render.renderer import DepthRenderer
 from stream.scene import Scenes
 from stream.sinks.depth_mkv import DepthRecorder
-from stream.sinks.foxglove_live import FoxgloveLive
+from stream.sinks.foxglove_live import FoxgloveServer
 from stream.sinks.latest import LatestResult
 from stream.sinks.mp4 import Mp4Recorder
 from stream.sinks.mqtt import MqttPublisher
@@ -97,8 +97,8 @@ def test_every_output_meets_the_sink_protocol(tmp_path: Path) -> None:
             Scenes(Projector(CameraOptions(), GeometryConfig())),
             RobotConfig(),
         ),
-        FoxgloveLive(
-            "127.0.0.1", 0, Scenes(Projector(CameraOptions(), GeometryConfig())), RobotConfig()
+        FoxgloveServer("127.0.0.1", 0).camera(
+            Scenes(Projector(CameraOptions(), GeometryConfig())), RobotConfig()
         ),
     ]
     for sink in sinks:

@@ -368,3 +368,57 @@ def test_foxglove_viewer_sees_every_stream_and_a_stalled_one_slows_nothing(tmp_p
     # A viewer that stopped reading costs the pipeline no frames (a blocked one would stop it).
     print(f"[foxglove] fps without a viewer {free_rate:.1f}, with a stalled one {stalled_rate:.1f}")
     assert stalled_rate > 0.6 * free_rate
+
+
+def test_several_cameras_share_one_foxglove_server_each_under_its_name(tmp_path) -> None:
+    """Two cameras, one calibrated in its own ``[cameras.calibration]``: one server
+    advertises both cameras' topics under their names, frames named after them, metres
+    for the calibrated camera and relative depth for the other."""
+    import websockets
+
+    fox = free_port()
+    config = (
+        f"[camera]\nfx = {FX}\nfy = {FY}\ncx = {CX}\ncy = {CY}\n"
+        '[[cameras]]\nname = "door"\nsource = "sample"\n'
+        "[cameras.calibration]\nscale = 0.02\nshift = 0.1\n"
+        '[[cameras]]\nname = "yard"\nsource = "sample"\n'
+    )
+    proc, _ = start_serve(tmp_path, "--foxglove", f"127.0.0.1:{fox}", config=config, source=None)
+    try:
+
+        async def session() -> dict:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{fox}", subprotocols=SUBPROTOCOLS, max_size=None
+            ) as ws:
+                client = FoxgloveClient(ws)
+                await client.read_advertisements(2 * len(TOPICS))
+                topics = {c["topic"] for c in client.channels.values()}
+                assert topics == {f"/{n}{t}" for n in ("door", "yard") for t in TOPICS}
+                wanted = {
+                    "/door/camera/depth/image",
+                    "/yard/camera/inverse_depth/image",
+                    "/door/scan",
+                    "/yard/tf",
+                }
+                await client.subscribe(
+                    [i for i, c in client.channels.items() if c["topic"] in wanted]
+                )
+                return await client.messages(wanted)
+
+        got = asyncio.run(session())
+    finally:
+        err = stop(proc)
+    assert "yard: not calibrated yet" in err and "door: not calibrated" not in err
+    _, door_depth = got["/door/camera/depth/image"]
+    assert door_depth.frame_id == "door/camera_optical_frame"
+    assert np.nanmin(np.frombuffer(door_depth.data, "<f4")) > 0
+    _, yard_depth = got["/yard/camera/inverse_depth/image"]
+    assert yard_depth.frame_id == "yard/camera_optical_frame"
+    _, scan = got["/door/scan"]  # the uncalibrated camera has no scan
+    assert scan.frame_id == "door/camera_link"
+    _, tf = got["/yard/tf"]
+    (transform,) = tf.transforms
+    assert (transform.parent_frame_id, transform.child_frame_id) == (
+        "yard/camera_link",
+        "yard/camera_optical_frame",
+    )

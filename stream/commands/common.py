@@ -7,7 +7,7 @@ import importlib.util
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,17 +106,18 @@ def write_stats(path: str | None, summary: dict[str, Any], stats: RunStats) -> N
         write_output(Path(path), lambda p: p.write_text(json.dumps(figures, indent=2)))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outputs:
     """The outputs with a connection or a file of their own a command was asked for: the ROS
     2 recording and the Foxglove server (they need depthstream[robot]), the RTSP push to a
     media server and the MQTT broker.  Checked before anything starts, opened once the
-    pipeline exists."""
+    pipelines exist; the one Foxglove server is opened with the first camera's sinks."""
 
     mcap: str | None = None
     foxglove: tuple[str, int] | None = None
     publish: str | None = None
     mqtt: str | None = None
+    _foxglove_server: Any = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, cfg: Config) -> Outputs:
@@ -153,12 +154,14 @@ class Outputs:
     ) -> list[Sink]:
         """The sinks for ``camera``, opened (the recording file, the listening server, the
         connections); ``publish``: the camera's own push URL, else ``{camera}`` in
-        ``--publish`` is its name."""
+        ``--publish`` is its name.  A camera not called "main" has its Foxglove topics
+        under its name."""
         sinks: list[Sink] = []
         url = publish or (self.publish or "").replace("{camera}", camera)
         try:
             if self.robot:
-                sinks += self._robot_sinks(cfg, pipeline.source.fps)
+                name = "" if camera == "main" else camera
+                sinks += self._robot_sinks(cfg, pipeline.source.fps, name)
             if url:
                 from stream.sinks.rtsp_publish import RtspPublisher, check_publish_url
 
@@ -175,25 +178,26 @@ class Outputs:
             raise
         return sinks
 
-    def _robot_sinks(self, cfg: Config, fps: float) -> list[Sink]:
-        from stream.sinks.foxglove_live import FoxgloveLive
+    def _robot_sinks(self, cfg: Config, fps: float, name: str) -> list[Sink]:
+        from stream.sinks.foxglove_live import FoxgloveServer
         from stream.sinks.ros2_mcap import McapRecorder
 
         scenes = scenes_for(cfg)
         for gap in scenes.gaps():
-            log.warning("%s", gap)
+            log.warning("%s%s", f"{name}: " if name else "", gap)
         sinks: list[Sink] = []
-        if self.mcap:
-            sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot))
         if self.foxglove:
+            if self._foxglove_server is None:
+                server = self._foxglove_server = FoxgloveServer(*self.foxglove)
+                log.info("Foxglove: open ws://%s:%d (Open connection)", server.host, server.port)
+            sinks.append(self._foxglove_server.camera(scenes, cfg.robot, name))
+        if self.mcap:
             try:
-                live = FoxgloveLive(*self.foxglove, scenes, cfg.robot)
+                sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot))
             except BaseException:
                 for sink in sinks:
                     sink.close()
                 raise
-            log.info("Foxglove: open ws://%s:%d (Open connection)", live.host, live.port)
-            sinks.append(live)
         return sinks
 
 

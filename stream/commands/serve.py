@@ -77,16 +77,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     outputs = Outputs.from_args(args, cfg)
     entries = cameras_of(args, cfg)
-    if len(entries) > 1:
-        if outputs.foxglove:
-            raise UserError("--foxglove serves one camera; run it with a single SOURCE")
-        if outputs.publish and "{camera}" not in outputs.publish:
-            raise UserError("with several cameras, --publish needs '{camera}' in its URL")
+    if len(entries) > 1 and outputs.publish and "{camera}" not in outputs.publish:
+        raise UserError("with several cameras, --publish needs '{camera}' in its URL")
     pipelines = open_cameras(cfg, entries, weights=args.weights, obstacles=True, overlay=False)
     with ExitStack() as stack:
         for entry in entries:
             pipeline = stack.enter_context(pipelines[entry.name])
-            for sink in outputs.sinks(cfg, pipeline, entry.name, entry.publish):
+            for sink in outputs.sinks(entry.settings(cfg), pipeline, entry.name, entry.publish):
                 pipeline.add_sink(sink)
         try:
             serve(pipelines, cfg, config_target(args))

@@ -8,6 +8,8 @@ the transform between the two frames, and the obstacle reading (JSON).
 Messages are built on a thread of their own from the newest result only, and
 only for channels a viewer subscribed to; each viewer's queue is short and drops
 its oldest message, so a slow or absent viewer never slows the pipeline.
+Several cameras share one server (:class:`FoxgloveServer`), each camera's topics
+and frames under its name (``/door/camera/points`` in ``door/camera_optical_frame``).
 """
 
 from __future__ import annotations
@@ -28,42 +30,75 @@ from stream.sinks.latest import LatestResult
 BACKLOG = 32  # messages per viewer: a few frames' worth
 
 
-class FoxgloveLive:
-    """Sink: serves the newest result to Foxglove viewers on ``host``:``port``."""
+class FoxgloveServer:
+    """One Foxglove WebSocket server on ``host``:``port`` for every camera's channels; it
+    stops when the last camera's sink is closed."""
 
-    def __init__(self, host: str, port: int, scenes: Scenes, robot: RobotConfig) -> None:
+    def __init__(self, host: str, port: int) -> None:
         self.host = host
-        self._scenes = scenes
-        self._robot = robot
-        self._context = foxglove.Context()
+        self.context = foxglove.Context()
+        self._lock = threading.Lock()
+        self._users = 0
         try:
             self._server = foxglove.start_server(
                 name="depthstream",
                 host=host,
                 port=port,
-                context=self._context,
+                context=self.context,
                 message_backlog_size=BACKLOG,
             )
         except RuntimeError as exc:
             raise UserError(f"--foxglove: cannot listen on {host}:{port}: {exc}") from None
-        ctx = self._context
-        self.image = channels.CompressedImageChannel("/camera/image/compressed", context=ctx)
-        self.depth = channels.RawImageChannel("/camera/depth/image", context=ctx)
-        self.inverse = channels.RawImageChannel("/camera/inverse_depth/image", context=ctx)
-        self.calibration = channels.CameraCalibrationChannel("/camera/calibration", context=ctx)
-        self.points = channels.PointCloudChannel("/camera/points", context=ctx)
-        self.scan = channels.LaserScanChannel("/scan", context=ctx)
-        self.tf = channels.FrameTransformsChannel("/tf", context=ctx)
-        self.obstacles = foxglove.Channel(
-            "/depthstream/obstacles", message_encoding="json", context=ctx
-        )
-        self._latest = LatestResult()
-        self._thread = threading.Thread(target=self._publish_loop, name="foxglove", daemon=True)
-        self._thread.start()
 
     @property
     def port(self) -> int:
         return self._server.port
+
+    def camera(self, scenes: Scenes, robot: RobotConfig, name: str = "") -> FoxgloveLive:
+        """The sink of camera ``name`` ("": the only camera, topics without a prefix)."""
+        with self._lock:
+            self._users += 1
+        return FoxgloveLive(self, scenes, robot, name)
+
+    def release(self) -> None:
+        """A camera's sink is done; the last one stops the server."""
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self._server.stop()
+
+
+class FoxgloveLive:
+    """Sink: serves one camera's newest result to the viewers of ``server``."""
+
+    def __init__(
+        self, server: FoxgloveServer, scenes: Scenes, robot: RobotConfig, name: str = ""
+    ) -> None:
+        self._server = server
+        self._scenes = scenes
+        prefix = f"/{name}" if name else ""
+        self._frame_id = f"{name}/{robot.frame_id}" if name else robot.frame_id
+        self._scan_frame_id = f"{name}/{robot.scan_frame_id}" if name else robot.scan_frame_id
+        self._jpeg_quality = robot.jpeg_quality
+        ctx = server.context
+        self.image = channels.CompressedImageChannel(
+            f"{prefix}/camera/image/compressed", context=ctx
+        )
+        self.depth = channels.RawImageChannel(f"{prefix}/camera/depth/image", context=ctx)
+        self.inverse = channels.RawImageChannel(f"{prefix}/camera/inverse_depth/image", context=ctx)
+        self.calibration = channels.CameraCalibrationChannel(
+            f"{prefix}/camera/calibration", context=ctx
+        )
+        self.points = channels.PointCloudChannel(f"{prefix}/camera/points", context=ctx)
+        self.scan = channels.LaserScanChannel(f"{prefix}/scan", context=ctx)
+        self.tf = channels.FrameTransformsChannel(f"{prefix}/tf", context=ctx)
+        self.obstacles = foxglove.Channel(
+            f"{prefix}/depthstream/obstacles", message_encoding="json", context=ctx
+        )
+        self._latest = LatestResult()
+        self._thread = threading.Thread(target=self._publish_loop, name="foxglove", daemon=True)
+        self._thread.start()
 
     def write(self, result) -> None:
         self._latest.write(result)
@@ -71,7 +106,22 @@ class FoxgloveLive:
     def close(self) -> None:
         self._latest.close()
         self._thread.join()
-        self._server.stop()
+        for channel in self._channels:
+            channel.close()
+        self._server.release()
+
+    @property
+    def _channels(self) -> tuple:
+        return (
+            self.image,
+            self.depth,
+            self.inverse,
+            self.calibration,
+            self.points,
+            self.scan,
+            self.tf,
+            self.obstacles,
+        )
 
     def _publish_loop(self) -> None:
         while True:
@@ -80,26 +130,16 @@ class FoxgloveLive:
                 if self._latest.closed:
                     return
                 continue
-            wanted = (
-                self.image,
-                self.depth,
-                self.inverse,
-                self.calibration,
-                self.points,
-                self.scan,
-                self.tf,
-                self.obstacles,
-            )
-            if any(channel.has_sinks() for channel in wanted):
+            if any(channel.has_sinks() for channel in self._channels):
                 self.publish(self._scenes.scene(result))
 
     def publish(self, scene: Scene) -> None:
         """Log ``scene`` on every channel that has a subscriber."""
         t = scene.stamp_ns
         stamp = fm.Timestamp(*divmod(t, 1_000_000_000))
-        frame = self._robot.frame_id
+        frame = self._frame_id
         if self.image.has_sinks():
-            data = scene.jpeg(self._robot.jpeg_quality)
+            data = scene.jpeg(self._jpeg_quality)
             self.image.log(
                 fm.CompressedImage(timestamp=stamp, frame_id=frame, data=data, format="jpeg"),
                 log_time=t,
@@ -143,7 +183,7 @@ class FoxgloveLive:
             self.scan.log(
                 fm.LaserScan(
                     timestamp=stamp,
-                    frame_id=self._robot.scan_frame_id,
+                    frame_id=self._scan_frame_id,
                     start_angle=s.angle_min,
                     end_angle=s.angle_max,
                     ranges=s.ranges.tolist(),
@@ -173,7 +213,7 @@ class FoxgloveLive:
         ]
         return fm.PointCloud(
             timestamp=stamp,
-            frame_id=self._robot.frame_id,
+            frame_id=self._frame_id,
             point_stride=16,
             fields=fields,
             data=packed.tobytes(),
@@ -183,8 +223,8 @@ class FoxgloveLive:
         x, y, z, w = OPTICAL_IN_BODY
         transform = fm.FrameTransform(
             timestamp=stamp,
-            parent_frame_id=self._robot.scan_frame_id,
-            child_frame_id=self._robot.frame_id,
+            parent_frame_id=self._scan_frame_id,
+            child_frame_id=self._frame_id,
             translation=fm.Vector3(x=0, y=0, z=0),
             rotation=fm.Quaternion(x=x, y=y, z=z, w=w),
         )
