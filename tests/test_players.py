@@ -167,11 +167,13 @@ def test_an_hls_camera_is_played_at_its_pace_and_does_not_fall_behind(
         f"p95 {summary['source_delay_ms']['p95']:.0f} ms"
     )
     assert hls_fps >= 0.8 * file_fps
-    # Since the scene (arrival + source delay), frames stay as old as they were.
+    # Since the scene (arrival + source delay), frames stay as old as they were: the age
+    # swings by a few hundred ms with the segments' arrival, so late frames are held to the
+    # early ones' range, which a lag growing by even 100 ms a second would leave.
     since_scene = seen[:, 1] + seen[:, 2]
     early = since_scene[(seen[:, 0] > 3) & (seen[:, 0] < 8)]
     late = since_scene[seen[:, 0] > 10]
-    assert np.median(late) < np.median(early) + 250
+    assert np.median(late) < np.percentile(early, 95) + 100
     assert summary["source_delay_ms"]["p95"] > 300  # the segments' delay is visible
 
 
