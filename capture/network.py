@@ -90,9 +90,11 @@ class NetworkSource:
 
     def __iter__(self) -> Iterator[Frame]:
         seq = 0
-        if self._container is None and not self._reconnect("not reached at start"):
-            self.status.set_state(ENDED)
-            return
+        if self._container is None:
+            if not self._reopen():
+                self.status.set_state(ENDED)
+                return
+            log.info("%s answered", redact(self.url))
         while not self._stopped.is_set():
             try:
                 for rgb, pts in decode_rgb(self._container, self.status):
@@ -109,11 +111,18 @@ class NetworkSource:
         self.status.set_state(ENDED)
 
     def _reconnect(self, reason: str) -> bool:
-        """Reopen with backoff; False when stopped or out of attempts."""
+        """A lost stream: reopen it and count it; False when stopped or out of attempts."""
         self.status.set_state(RECONNECTING)
         log.warning("%s lost (%s); reconnecting", redact(self.url), reason)
-        if self._container is not None:
-            self._container.close()
+        self._container.close()
+        if not self._reopen():
+            return False
+        self.status.count_reconnect()
+        log.info("%s reconnected", redact(self.url))
+        return True
+
+    def _reopen(self) -> bool:
+        """Open with backoff; False when stopped or out of attempts."""
         delay, attempt = self.options.reconnect_initial, 0
         while not self._stopped.wait(delay):
             attempt += 1
@@ -126,8 +135,6 @@ class NetworkSource:
                     return False
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue
-            self.status.count_reconnect()
-            log.info("%s reconnected", redact(self.url))
             return True
         return False
 

@@ -163,9 +163,11 @@ def test_a_camera_down_at_start_is_waited_for_while_the_others_stream(tmp_path) 
                 assert time.monotonic() < deadline, "the door camera never joined"
                 time.sleep(0.5)
             assert health(base)["cameras"]["door"]["source"] == "running"
+            # Reached late is not lost and found again.
+            assert 'depthstream_reconnects_total{camera="door"} 0' in metrics(base)
         finally:
             err = stop(proc)
-        assert "door" in err and "retrying in the background" in err
+        assert "door" in err and "retrying in the background" in err and "answered" in err
     finally:
         door.stop()
         yard.stop()

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -25,6 +25,9 @@ from stream.config import (
 from stream.errors import UserError
 from stream.pipeline import Pipeline, Sink
 from stream.stats import RunStats
+
+if TYPE_CHECKING:
+    from stream.sinks.foxglove_live import FoxgloveServer
 
 log = logging.getLogger("depthstream")
 
@@ -117,7 +120,7 @@ class Outputs:
     foxglove: tuple[str, int] | None = None
     publish: str | None = None
     mqtt: str | None = None
-    _foxglove_server: Any = field(default=None, init=False, repr=False)
+    _foxglove_server: FoxgloveServer | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, cfg: Config) -> Outputs:

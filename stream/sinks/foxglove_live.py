@@ -78,8 +78,8 @@ class FoxgloveLive:
         self._server = server
         self._scenes = scenes
         prefix = f"/{name}" if name else ""
-        self._frame_id = f"{name}/{robot.frame_id}" if name else robot.frame_id
-        self._scan_frame_id = f"{name}/{robot.scan_frame_id}" if name else robot.scan_frame_id
+        self._frame_id = f"{prefix}/{robot.frame_id}".lstrip("/")
+        self._scan_frame_id = f"{prefix}/{robot.scan_frame_id}".lstrip("/")
         self._jpeg_quality = robot.jpeg_quality
         ctx = server.context
         self.image = channels.CompressedImageChannel(
