@@ -18,27 +18,36 @@ from collections.abc import Iterator
 
 from capture.source import Frame, Source, SourceStatus
 
+# How long a late arrival keeps holding later frames: a punctual stream is free again
+# within this, while bursts that recur sooner (HLS segments) keep being paced.
+HOLD_MEMORY = 2.0
+
 
 class JitterBuffer:
     """Release times from arrival times and timestamps (arithmetic only, no threads).
 
-    A frame's offset is its arrival minus its timestamp; the most punctual offset of
-    a recent window (twice ``max_delay``) is the reference.  Frames are held to the largest
-    recent offset, at most ``max_delay`` past the reference, so a burst such as an HLS
-    segment plays out evenly.  A frame later than that is late and goes at once, and
-    so does the rest of its burst (frames arriving faster than their timestamps
-    advance): a backlog after a hiccup is skipped, not replayed.  Frames late for a
-    whole window mean the delay itself grew: the reference restarts there, as it does
-    when a timestamp jumps back or far (a new stream).
+    A frame's offset is its arrival minus its timestamp; the reference is the most
+    punctual offset seen in a recent window.  A frame's *lateness* is its offset minus
+    the reference as it stood when the frame came, so a start-up or reconnect backlog
+    (each frame more punctual than the one before) is never late and never held.  Frames
+    are held to the largest offset of the late arrivals of the last :data:`HOLD_MEMORY`
+    seconds, at most ``max_delay`` past the reference: a burst after a late arrival (an
+    HLS segment, a stream after a hiccup) plays out at its timestamps' pace, and a
+    punctual stream is not held.
+    A frame later than ``max_delay`` goes at once, and so does the rest of its burst:
+    a backlog after a long stall is skipped, not replayed.  Frames late for a whole
+    window mean the delay itself grew: the reference restarts there, as it does when a
+    timestamp jumps back or far (a new stream).
 
-    ``source_delay`` of a frame is its offset minus the reference: about a segment's
-    length for the first frame of an HLS segment, near zero for a steady camera.
+    ``source_delay`` of a frame is its lateness: about a segment's length for the
+    first frame of an HLS segment, near zero for a steady camera.
     """
 
     def __init__(self, max_delay: float) -> None:
         self.max_delay = max_delay
         self.window = max(2 * max_delay, 1.0)
-        self._offsets: deque[tuple[float, float]] = deque()  # (arrival, offset), not late
+        self._offsets: deque[tuple[float, float]] = deque()  # (arrival, offset)
+        self._held: deque[tuple[float, float]] = deque()  # (arrival, offset) of late arrivals
         self._reference: float | None = None
         self._last: tuple[float, float] | None = None  # (arrival, pts)
         self._late_burst = False
@@ -46,9 +55,18 @@ class JitterBuffer:
 
     def _restart(self, offset: float) -> None:
         self._offsets.clear()
+        self._held.clear()
         self._reference = offset
         self._late_burst = False
         self._late_since = None
+
+    def _forget(self, arrival: float) -> None:
+        while self._offsets and self._offsets[0][0] < arrival - self.window:
+            self._offsets.popleft()
+        while self._held and self._held[0][0] < arrival - HOLD_MEMORY:
+            self._held.popleft()
+        if self._offsets:
+            self._reference = min(o for _, o in self._offsets)
 
     def schedule(self, arrival: float, pts: float | None) -> tuple[float, float]:
         """``(release time, source delay)`` of a frame that arrived at ``arrival``."""
@@ -58,25 +76,27 @@ class JitterBuffer:
         last, self._last = self._last, (arrival, pts)
         if self._reference is None or pts < last[1] or pts - last[1] > self.max_delay + self.window:
             self._restart(offset)
-        burst = last is not None and arrival - last[0] < (pts - last[1]) / 2
-        while self._offsets and self._offsets[0][0] < arrival - self.window:
-            self._offsets.popleft()
-        if self._offsets:
-            self._reference = min(o for _, o in self._offsets)
-        late = offset > self._reference + self.max_delay
+        self._forget(arrival)
+        lateness = max(offset - self._reference, 0.0)
+        late = lateness > self.max_delay
         if late and self._late_since is not None and arrival - self._late_since > self.window:
             self._restart(offset)
-            late = False
-        self._late_since = (
-            (arrival if self._late_since is None else self._late_since) if late else None
-        )
-        self._late_burst = late or (burst and self._late_burst and offset > self._reference)
-        if self._late_burst:
-            return arrival, offset - self._reference
+            lateness, late = 0.0, False
+        if not late:
+            self._late_since = None
+        elif self._late_since is None:
+            self._late_since = arrival
+        burst = last is not None and arrival - last[0] < (pts - last[1]) / 2
+        self._late_burst = late or (burst and self._late_burst and lateness > 0)
         self._offsets.append((arrival, offset))
         self._reference = min(self._reference, offset)
-        hold_to = min(max(o for _, o in self._offsets), self._reference + self.max_delay)
-        return max(pts + hold_to, arrival), offset - self._reference
+        if self._late_burst:
+            return arrival, lateness
+        if lateness > 0:
+            self._held.append((arrival, offset))
+        latest = max((held for _, held in self._held), default=self._reference)
+        hold_to = min(latest, self._reference + self.max_delay)
+        return max(pts + hold_to, arrival), lateness
 
 
 class PacedSource:

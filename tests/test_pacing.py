@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capture.pacing import JitterBuffer
+from capture.pacing import HOLD_MEMORY, JitterBuffer
 
 FPS = 25.0
 
@@ -56,6 +56,43 @@ def test_a_backlog_after_a_hiccup_skips_ahead_and_the_hold_fades() -> None:
     assert np.mean(held[100:225] < 0.01) > 0.5
     # Once the window has forgotten the backlog, fresh frames are not held.
     assert np.all(held[-50:] < 0.01)
+
+
+def start_up(backlog_s: float, seconds: float = 20.0, lag: float = 0.05):
+    """(arrival, pts): the frames a server sent while the model was loading, read at once
+    (each more punctual than the one before), then the stream in real time."""
+    n = int(backlog_s * FPS)
+    backlog = [(backlog_s + lag + i * 0.003, i / FPS) for i in range(n)]
+    live = [(i / FPS + lag + 0.005 * (i % 3), i / FPS) for i in range(n, int(seconds * FPS))]
+    return backlog + live
+
+
+def test_a_start_up_backlog_is_not_held() -> None:
+    """The backlog read at start and the punctual stream after it go as they come."""
+    out = schedule(start_up(3.0))
+    held = out[:, 1] - out[:, 0]
+    assert held.max() < 0.02, held.max()
+
+
+def test_a_reconnect_backlog_is_not_held_either() -> None:
+    """A new stream (timestamps back to 0) that starts with a backlog is held no more
+    than one that starts punctually."""
+    out = schedule(start_up(1.0, 10.0) + [(20 + a, p) for a, p in start_up(2.0, 10.0)])
+    held = out[:, 1] - out[:, 0]
+    assert held.max() < 0.02, held.max()
+
+
+def test_a_hold_fades_within_its_memory() -> None:
+    """One late arrival of 1 s paces its burst, then a punctual stream is free again."""
+    before = [(i / FPS + 0.05, i / FPS) for i in range(100)]
+    burst = [(5.0 + i * 0.001, 4.0 + i / FPS) for i in range(25)]
+    after = [(5.0 + i / FPS + 0.05, 5.0 + i / FPS) for i in range(1, 200)]
+    frames = before + burst + after
+    out = schedule(frames)
+    held = out[:, 1] - out[:, 0]
+    assert np.allclose(np.diff(out[100:125, 1]), 1 / FPS, atol=0.002)  # the burst is paced
+    arrival = np.array([a for a, _ in frames])
+    assert np.all(held[arrival > 5.0 + HOLD_MEMORY + 0.01] < 0.01)
 
 
 def test_a_timestamp_that_jumps_back_starts_afresh() -> None:
