@@ -73,22 +73,24 @@ class NormalizeConfig:
 
 @dataclass
 class TemporalConfig:
-    """Stabilization: each frame's depth aligned to the last (scale and shift fitted on the
-    pixels that did not change in the image), then smoothed per pixel where nothing moved.
+    """Stabilization: each frame's depth less its flicker (:mod:`stream.stabilizer`).
 
-    ``static_threshold``: how much a pixel's brightness may change (after removing a
-    global gain and offset, as a fraction of the image's range) and still count as
-    static.  ``min_static``: the fraction of static pixels a fit needs; with fewer the
-    frame passes through and the reference restarts.  ``cut_static``: below this fraction
-    the frame is a scene cut and every smoothed value is dropped.  ``pixel_ema``: the new
-    frame's weight in the per-pixel smoothing.
+    ``static_threshold``: how much a pixel's brightness may differ from the
+    motion-compensated previous frame's (both normalized, as a fraction of 255) and
+    still match.  ``min_static``: the share of matching pixels a new scale/shift fit
+    needs.  ``cut_static``: below this share the frame is a scene cut and the
+    reference restarts.  ``pixel_ema``: the new frame's weight in the per-pixel
+    smoothing, which runs only while the camera is still.  ``depth_tolerance``: a
+    pixel whose depth moved by more than this share of the depth's 2-98% range is
+    taken as it is, never smoothed.
     """
 
     stabilize: bool = True
     static_threshold: float = 0.04
     min_static: float = 0.3
     cut_static: float = 0.05
-    pixel_ema: float = 0.3
+    pixel_ema: float = 0.4
+    depth_tolerance: float = 0.75
 
 
 @dataclass
@@ -303,6 +305,8 @@ def _validate(cfg: Config) -> None:
         )
     if not 0 < t.pixel_ema <= 1:
         raise UserError(f"config: temporal.pixel_ema must be in (0, 1], got {t.pixel_ema}")
+    if not t.depth_tolerance > 0:
+        raise UserError(f"config: temporal.depth_tolerance must be > 0, got {t.depth_tolerance}")
     if cfg.render.colormap not in COLORMAPS:
         raise UserError(
             f"config: render.colormap {cfg.render.colormap!r} is not one of {', '.join(COLORMAPS)}"

@@ -58,7 +58,7 @@ class Result:
     ``view``: the rendered BGR image (the output's own copy).  ``far``,
     ``near``: the colour range it was rendered with, in relative inverse depth.
     ``depth`` is stabilized when the pipeline stabilizes; ``stabilizer`` then
-    says how (aligned, passthrough or reset), else it is None.
+    says how (smoothed, passthrough or reset), else it is None.
     """
 
     frame: Frame

@@ -1,4 +1,4 @@
-"""Temporal stability of a depth video, without ground truth.
+"""Temporal stability of a depth video and its fidelity to each frame, without ground truth.
 
 Two measures, each in units of the depth's 2-98% range so that raw,
 colour-range-smoothed and stabilized depth compare on one scale:
@@ -12,6 +12,16 @@ colour-range-smoothed and stabilized depth compare on one scale:
 Three variants of one clip: ``raw`` (each frame in its own range, what a
 per-frame normalization shows), ``ema`` (raw through the EMA colour range
 alone) and ``stabilized`` (stabilized depth through the same EMA range).
+
+Low change alone is won by a filter that holds old values, so the stabilized
+depth's *fidelity* to each frame's own depth is measured beside it:
+
+- *r*: Pearson correlation of the stabilized and the per-frame depth of each frame
+  (1 when the stabilizer only rescaled the frame);
+- *imprint*: the edge strength (summed gradient magnitude) the stabilized depth has
+  beyond the per-frame depth brought into its scale and shift, as a share of the
+  latter's: 0 for the frame's own depth, large when lines, blocks or bands that are
+  not in the frame's depth (a mask's edges, posterized steps) are burned in.
 """
 
 from __future__ import annotations
@@ -22,12 +32,14 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from stream.affine import robust_scale_shift
 from stream.config import NormalizeConfig, TemporalConfig
 from stream.render.normalizer import EmaNormalizer
-from stream.stabilizer import Stabilizer, grey_at, static_mask
+from stream.stabilizer import MAX_FIT_POINTS, SMOOTHED, Stabilizer, grey_at
 
 VARIANTS = ("raw", "ema", "stabilized")
 FLOW_AGREEMENT_PX = 1.0
+GROW_CHANGED = np.ones((5, 5), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,53 @@ class Stability:
     instability: float
     warped_error: float
     pairs: int
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """The stabilized depth against each frame's own: median and 5th percentile of the
+    per-frame Pearson r, and the median and 95th percentile of the imprint."""
+
+    r_median: float
+    r_p5: float
+    imprint_median: float
+    imprint_p95: float
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two arrays (1.0 when either is constant and they are equal)."""
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    da, db = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((da * da).sum() * (db * db).sum()))
+    if denom == 0.0:
+        return 1.0 if np.array_equal(a, b) else 0.0
+    return float((da * db).sum() / denom)
+
+
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    image = image.astype(np.float32)
+    return cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1))
+
+
+def edge_imprint(stabilized: np.ndarray, raw: np.ndarray) -> float:
+    """Edge strength of ``stabilized`` beyond that of ``raw`` in its scale and shift, as a
+    share of the latter (0 when the stabilizer only rescaled the frame)."""
+    a = np.vstack([raw.ravel(), np.ones(raw.size)]).T.astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, stabilized.ravel().astype(np.float64), rcond=None)
+    own = gradient_magnitude(coef[0] * raw + coef[1])
+    beyond = np.maximum(gradient_magnitude(stabilized) - own, 0.0)
+    return float(beyond.sum() / max(float(own.sum()), 1e-12))
+
+
+def static_mask(grey: np.ndarray, reference: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels whose brightness did not change beyond ``threshold`` of the image's range once
+    a global gain and offset are removed, shrunk away from every changed pixel."""
+    every = np.arange(0, grey.size, max(grey.size // MAX_FIT_POINTS, 1))
+    gain, offset, _ = robust_scale_shift(reference.ravel()[every], grey.ravel()[every], rounds=2)
+    lo, hi = np.percentile(reference.ravel()[every], [2, 98])
+    changed = np.abs(grey - (gain * reference + offset)) > threshold * max(hi - lo, 1.0)
+    changed = cv2.dilate(changed.view(np.uint8), GROW_CHANGED)
+    return changed == 0
 
 
 def per_frame_unit(depth: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
@@ -77,6 +136,8 @@ class StabilityMeter:
         self._previous: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
         self._sums = {name: [0.0, 0.0] for name in VARIANTS}
         self._pairs = 0
+        self._r: list[float] = []
+        self._imprint: list[float] = []
         self.states: dict[str, int] = {}
 
     def add(self, rgb: np.ndarray, raw: np.ndarray) -> None:
@@ -88,6 +149,8 @@ class StabilityMeter:
             normalizer.update(depth)
             views[name] = normalizer.apply(depth).copy()
         grey = grey_at(rgb, raw.shape)
+        self._r.append(pearson(steady.depth, raw))
+        self._imprint.append(edge_imprint(steady.depth, raw))
         if self._previous is not None:
             previous_grey, previous = self._previous
             static = static_mask(grey, previous_grey, self.temporal.static_threshold)
@@ -110,29 +173,53 @@ class StabilityMeter:
             for name, (a, b) in self._sums.items()
         }
 
+    def fidelity(self) -> Fidelity:
+        r, imprint = np.array(self._r or [1.0]), np.array(self._imprint or [0.0])
+        return Fidelity(
+            r_median=round(float(np.median(r)), 4),
+            r_p5=round(float(np.percentile(r, 5)), 4),
+            imprint_median=round(float(np.median(imprint)), 4),
+            imprint_p95=round(float(np.percentile(imprint, 95)), 4),
+        )
+
 
 def measure(frames: Iterable[tuple[np.ndarray, np.ndarray]], meter: StabilityMeter) -> dict:
     """Run ``(rgb, raw)`` pairs through ``meter``; the results as plain dicts, with the
-    stabilizer's state counts."""
+    stabilized depth's fidelity and the stabilizer's state counts."""
     for rgb, raw in frames:
         meter.add(rgb, raw)
     return {
         "variants": {name: asdict(s) for name, s in meter.results().items()},
+        "fidelity": asdict(meter.fidelity()),
         "stabilizer": dict(meter.states),
     }
 
 
-def table(rows: dict[str, dict]) -> str:
-    """Clips as rows; instability and warped error of each variant as columns."""
-    head = f"{'clip':<32}" + "".join(f" {v + ' inst':>15} {v + ' warp':>15}" for v in VARIANTS)
-    lines = [head]
-    for clip, result in rows.items():
-        cells = result["variants"]
-        lines.append(
-            f"{clip:<32}"
-            + "".join(
-                f" {cells[v]['instability']:15.4f} {cells[v]['warped_error']:15.4f}"
-                for v in VARIANTS
-            )
+def columns(clips: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """Clips as rows: instability and warped error of each variant, the stabilized depth's
+    fidelity (r median / 5th percentile, imprint median / 95th percentile) and the share
+    of frames smoothed (the rest passed through: the camera moved, or a cut)."""
+    head = ["clip"] + [f"{v} inst / warp" for v in VARIANTS]
+    head += ["r med / p5", "imprint med / p95", "smoothed"]
+    rows = []
+    for clip, result in clips.items():
+        cells, fidelity, states = result["variants"], result["fidelity"], result["stabilizer"]
+        smoothed = states.get(SMOOTHED, 0) / max(sum(states.values()), 1)
+        rows.append(
+            [clip]
+            + [f"{cells[v]['instability']:.4f} / {cells[v]['warped_error']:.4f}" for v in VARIANTS]
+            + [
+                f"{fidelity['r_median']:.3f} / {fidelity['r_p5']:.3f}",
+                f"{fidelity['imprint_median']:.3f} / {fidelity['imprint_p95']:.3f}",
+                f"{smoothed:.0%}",
+            ]
         )
+    return head, rows
+
+
+def table(clips: dict[str, dict]) -> str:
+    """:func:`columns` as aligned plain text."""
+    head, rows = columns(clips)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
     return "\n".join(lines)

@@ -94,7 +94,7 @@ class RunStats:
             self.frames_failed += 1
 
     def record_stabilizer(self, state: str) -> None:
-        """How the stabilizer treated a frame (aligned, passthrough or reset)."""
+        """How the stabilizer treated a frame (smoothed, passthrough or reset)."""
         with self._lock:
             self.stabilizer[state] = self.stabilizer.get(state, 0) + 1
 
@@ -158,6 +158,6 @@ def format_line(summary: dict[str, Any]) -> str:
             parts.append(f"{label} {summary[key]}")
     if summary.get("stabilizer"):
         counts = summary["stabilizer"]
-        parts.append(f"aligned {counts.get('aligned', 0) / max(sum(counts.values()), 1):.0%}")
+        parts.append(f"smoothed {counts.get('smoothed', 0) / max(sum(counts.values()), 1):.0%}")
     parts.append(f"rss {rss / 1024:.1f} GB" if rss >= 1024 else f"rss {rss:.0f} MB")
     return " | ".join(parts)

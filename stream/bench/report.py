@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from stream.stability import VARIANTS
+from stream.stability import columns
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
@@ -181,18 +181,7 @@ def ratio_table(ratios: dict[str, dict[str, Any]]) -> str:
 
 
 def stability_table(clips: dict[str, dict[str, Any]]) -> str:
-    head = ["clip"] + [f"{v} {m}" for v in VARIANTS for m in ("inst", "warp")] + ["aligned"]
-    rows = []
-    for name, result in clips.items():
-        cells = result["variants"]
-        states = result["stabilizer"]
-        aligned = states.get("aligned", 0) / max(sum(states.values()), 1)
-        rows.append(
-            [name]
-            + [cells[v][k] for v in VARIANTS for k in ("instability", "warped_error")]
-            + [f"{aligned:.0%}"]
-        )
-    return _table(head, rows)
+    return _table(*columns(clips))
 
 
 def stage_table(stages: dict[str, dict[str, float]]) -> str:
@@ -237,11 +226,14 @@ def tables(report: dict[str, Any], keys: list[str], main_key: str) -> str:
     if report.get("stability"):
         parts += [
             "",
-            "Temporal stability, on the first pipeline path (instability: mean "
+            "Temporal stability and fidelity, on the first pipeline path (instability: mean "
             "frame-to-frame change on pixels static in the image; warp: flow-warped "
             "error; both in units of the "
             "depth's 2-98% range; raw = each frame in its own range, ema = the EMA colour "
-            "range alone, stabilized = stabilized depth in the EMA range):",
+            "range alone, stabilized = stabilized depth in the EMA range; r: Pearson r of "
+            "stabilized and per-frame depth; imprint: edge strength beyond the frame's own "
+            "depth, as a share of it; smoothed: frames the camera was still, the rest passed "
+            "through):",
             "",
             stability_table(report["stability"]),
         ]
