@@ -142,6 +142,10 @@ class WebConfig:
     tls_cert: str = ""
     tls_key: str = ""
 
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
 
 @dataclass
 class CalibrationConfig:

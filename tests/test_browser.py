@@ -55,6 +55,7 @@ def test_browsers_play_live_depth(tmp_path, capsys: pytest.CaptureFixture) -> No
     assert "reconnecting" in out["status_when_down"]
     assert out["decoded_after_reconnect"] > 5
     assert out["server_exit"] == 0
+    assert out["csp_violations"] == []  # the page runs under its Content-Security-Policy
     # The page: a colour legend, video that fits a smaller window, a snapshot, full screen.
     page = out["page"]
     assert page["legend_width"] == 256 and page["legend_labels"] == ["far", "near"]

@@ -16,6 +16,7 @@ from aiohttp import web
 from stream.config import COLORMAPS, LAYOUTS
 from stream.render.colormap import Colorizer
 from stream.render.renderer import RenderSettings
+from web.limits import json_body
 from web.state import STATE
 
 
@@ -31,10 +32,7 @@ async def get_settings(request: web.Request) -> web.Response:
 
 
 async def post_settings(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:  # not JSON, or not UTF-8
-        raise web.HTTPBadRequest(reason="body must be a JSON object") from None
+    body = await json_body(request, "a JSON object")
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(reason="body must be a JSON object")
     change = {key: body.get(key) for key in ("colormap", "layout", "freeze")}

@@ -2,8 +2,9 @@
 requests, JSON content types, and the access token.
 
 A web page the user opens can send simple cross-origin POSTs (``text/plain``,
-no preflight) and, through DNS rebinding, reach a server under a name the
-attacker controls.  So state-changing requests must be same-origin, JSON
+no preflight), open WebSockets to any server, and, through DNS rebinding, reach
+a server under a name the attacker controls.  So state-changing requests and
+WebSocket upgrades must be same-origin, JSON
 endpoints must say ``application/json`` (which a cross-origin page cannot
 send without a preflight the server never answers), and the Host header must
 be a name the server is known by.  With ``[web] token`` set, everything but
@@ -62,6 +63,12 @@ def startup_warning(web_cfg: WebConfig) -> str | None:
     )
 
 
+def _upgrades(request: web.Request) -> bool:
+    """A WebSocket (or other protocol) upgrade: a GET that opens a live channel, which a
+    page of another site may try as freely as a simple POST."""
+    return "upgrade" in request.headers.get("Connection", "").lower()
+
+
 def _host_name(header: str) -> str:
     """The name part of a Host header (``[::1]:8080`` -> ``::1``), lower-cased."""
     name = urlsplit(f"//{header}").hostname
@@ -101,24 +108,31 @@ class Guard:
         return origin.lower().rstrip("/") in self.allowed_origins | {own}
 
     def token_given(self, request: web.Request) -> bool:
+        """Whether the header, cookie or query carries the token; compared as bytes, since
+        a client may send any characters."""
         offered = request.headers.get("Authorization", "")
         candidates = [
             offered[7:] if offered.startswith("Bearer ") else "",
             request.cookies.get(COOKIE, ""),
             request.query.get("token", ""),
         ]
-        return any(c and hmac.compare_digest(c, self.token) for c in candidates)
+        token = self.token.encode()
+        return any(
+            c and hmac.compare_digest(c.encode("utf-8", "surrogateescape"), token)
+            for c in candidates
+        )
 
     def refusal(self, request: web.Request) -> web.HTTPException | None:
         """Why ``request`` is refused, or None."""
         if not self.host_allowed(request.headers.get("Host", "")):
             return web.HTTPForbidden(reason="unknown Host header (add it to [web] allowed_hosts)")
-        if request.method in CHANGES_STATE:
+        if request.method in CHANGES_STATE or _upgrades(request):
             origin = request.headers.get("Origin")
             if origin is not None and not self.origin_allowed(origin, request):
                 return web.HTTPForbidden(reason="cross-origin request refused")
-            if request.path in JSON_ONLY and request.content_type != "application/json":
-                return web.HTTPUnsupportedMediaType(reason="Content-Type must be application/json")
+        json_only = request.method in CHANGES_STATE and request.path in JSON_ONLY
+        if json_only and request.content_type != "application/json":
+            return web.HTTPUnsupportedMediaType(reason="Content-Type must be application/json")
         if self.token and request.path not in OPEN_PATHS and not self.token_given(request):
             return web.HTTPUnauthorized(
                 reason="access token required", headers={"WWW-Authenticate": "Bearer"}

@@ -1,14 +1,54 @@
-"""Bounds that hold under a flood: offers per client address, and slots for costly work."""
+"""Bounds that hold under a flood: offers per client address, slots for costly work, and
+request bodies read only up to what a route can use."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
+from typing import Any
 
 from aiohttp import web
 
 MAX_CLIENTS_TRACKED = 4096
+# JSON and SDP bodies: a browser's offer is a few KB; settings and calibration far less.
+SMALL_BODY = 64 * 1024
+
+
+def too_large(limit: int) -> web.HTTPRequestEntityTooLarge:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=limit, actual_size=limit + 1, reason=f"body over {limit} bytes"
+    )
+
+
+def refuse_declared_size(request: web.Request, limit: int) -> None:
+    """413 at once when the declared Content-Length is over ``limit``, before any byte
+    of the body is read."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+
+
+async def read_body(request: web.Request, limit: int = SMALL_BODY) -> bytes:
+    """The body, counted while it streams in: 413 as soon as it passes ``limit``."""
+    refuse_declared_size(request, limit)
+    chunks, size = [], 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: web.Request, what: str) -> Any:
+    """The body as JSON (at most :data:`SMALL_BODY` bytes); 400 saying ``what`` is expected
+    for anything else: not UTF-8, not JSON, or nested deeper than the parser goes."""
+    data = await read_body(request)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise web.HTTPBadRequest(reason=f"body must be {what}") from None
 
 
 class RateLimit:

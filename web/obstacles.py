@@ -12,6 +12,7 @@ from stream import calibration
 from stream.errors import UserError
 from stream.pipeline import Result
 from web.hub import FrameHub
+from web.limits import json_body
 from web.state import STATE, ServerState
 
 log = logging.getLogger("depthstream")
@@ -60,12 +61,13 @@ async def calibrate(request: web.Request) -> web.Response:
     save it to the config file: into the camera's ``[[cameras]]`` entry when it has one,
     else into ``[calibration]`` when it is the only camera."""
     state: ServerState = request.app[STATE]
+    expected = '{"points": [[x, y, metres], ...]}'
+    body = await json_body(request, expected)
     try:
-        body = await request.json()
         points = [(float(x), float(y), float(m)) for x, y, m in body["points"]]
         camera = body.get("camera")
-    except (KeyError, TypeError, ValueError, AttributeError):  # not JSON, UTF-8, numbers
-        raise web.HTTPBadRequest(reason='body must be {"points": [[x, y, metres], ...]}') from None
+    except (KeyError, TypeError, ValueError, AttributeError):  # not an object, not numbers
+        raise web.HTTPBadRequest(reason=f"body must be {expected}") from None
     feed = state.feed(camera if isinstance(camera, str) else None)
     latest, meter = feed.hub.latest, feed.pipeline.readout
     if latest is None or meter is None:

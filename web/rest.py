@@ -2,7 +2,8 @@
 point cloud when calibrated with a known lens).
 
 Every bad input is a 4xx with a JSON error: empty, not an image, truncated,
-too many pixels (checked from the header before decoding), too large.
+too many pixels (as the decoder reads the size, before decoding), too large
+(refused from the declared length, or as soon as the streamed body passes it).
 """
 
 from __future__ import annotations
@@ -22,26 +23,35 @@ from stream.assembly import renderer_for
 from stream.calibration import stored_fit
 from stream.geometry import Projector
 from stream.scene import Scenes
+from web.limits import refuse_declared_size
 from web.state import STATE, ServerState
 
 FORMATS = ("png", "json", "npy", "ply")
 
 
-async def _upload(request: web.Request) -> bytes:
-    """The image bytes: multipart field ``image``, or the raw body."""
+async def _upload(request: web.Request, limit: int) -> bytes:
+    """The image bytes: multipart field ``image``, or the raw body; counted while they
+    stream in (aiohttp stops at ``client_max_size``)."""
+    refuse_declared_size(request, limit)
     if request.content_type == "multipart/form-data":
         try:
             form = await request.post()
-        except ValueError as exc:  # no boundary, a broken part
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # no boundary, a broken part or part header
             raise web.HTTPBadRequest(reason=f"malformed multipart upload: {exc}") from None
         field = form.get("image")
-        if field is None or isinstance(field, str):
+        if not isinstance(field, web.FileField):
             raise web.HTTPBadRequest(reason="multipart upload needs a file field named 'image'")
         return field.file.read()
     return await request.read()
 
 
-def _check_pixels(data: bytes, limit: int) -> None:
+def _decode(data: bytes, limit: int) -> np.ndarray:
+    """The upload as RGB, refused before decoding when the decoder would allocate more than
+    ``limit`` pixels."""
+    if not data:
+        raise web.HTTPBadRequest(reason="empty upload")
     size = image_dimensions(data)
     if size is None:
         if data[:2] == b"\xff\xd8" or data[:4] == b"\x89PNG":
@@ -53,6 +63,10 @@ def _check_pixels(data: bytes, limit: int) -> None:
             actual_size=size[0] * size[1],
             reason=f"image has {size[0]}x{size[1]} pixels; the limit is {limit}",
         )
+    try:
+        return decode_image(data, "upload")
+    except SourceError as exc:
+        raise web.HTTPBadRequest(reason=str(exc)) from None
 
 
 def _scenes(state: ServerState, request: web.Request) -> Scenes:
@@ -69,25 +83,12 @@ def _scenes(state: ServerState, request: web.Request) -> Scenes:
     return scenes
 
 
-async def depth(request: web.Request) -> web.StreamResponse:
-    state: ServerState = request.app[STATE]
-    fmt = request.query.get("format", "png")
-    if fmt not in FORMATS:
-        raise web.HTTPBadRequest(reason=f"format must be one of {', '.join(FORMATS)}")
-    scenes = _scenes(state, request) if fmt == "ply" else None
-    data = await _upload(request)
-    if not data:
-        raise web.HTTPBadRequest(reason="empty upload")
-    _check_pixels(data, state.cfg.web.max_pixels)
-    try:
-        rgb = decode_image(data, "upload")
-    except SourceError as exc:
-        raise web.HTTPBadRequest(reason=str(exc)) from None
-    loop = asyncio.get_running_loop()
+def _answer(state: ServerState, data: bytes, fmt: str, scenes: Scenes | None) -> web.Response:
+    """Decode, infer, and encode the answer: all of it off the event loop."""
+    rgb = _decode(data, state.cfg.web.max_pixels)
     estimator = state.pipeline.estimator
-    with state.uploads.hold():
-        start = time.perf_counter()
-        depth_map = await loop.run_in_executor(None, estimator, rgb)
+    start = time.perf_counter()
+    depth_map = estimator(rgb)
     inference_ms = (time.perf_counter() - start) * 1000.0
     if scenes is not None:
         scene = scenes.make(0, time.time(), rgb, depth_map.depth, scenes.calibration)
@@ -111,3 +112,17 @@ async def depth(request: web.Request) -> web.StreamResponse:
             "image_png_b64": base64.b64encode(png).decode("ascii"),
         }
     )
+
+
+async def depth(request: web.Request) -> web.StreamResponse:
+    """The upload slot is taken before the body is read, so uploads beyond the slots are
+    refused at once; the body, the decoding and the model then run inside it."""
+    state: ServerState = request.app[STATE]
+    fmt = request.query.get("format", "png")
+    if fmt not in FORMATS:
+        raise web.HTTPBadRequest(reason=f"format must be one of {', '.join(FORMATS)}")
+    scenes = _scenes(state, request) if fmt == "ply" else None
+    with state.uploads.hold():
+        data = await _upload(request, state.cfg.web.max_upload_bytes)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, _answer, state, data, fmt, scenes)

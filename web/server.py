@@ -31,7 +31,21 @@ from web.state import STATE, Feed, ServerState
 
 log = logging.getLogger("depthstream")
 STATIC = Path(__file__).with_name("static")
+STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
 KEPT_HEADERS = frozenset({"allow", "www-authenticate", "retry-after"})
+# The page runs under this policy: its own scripts and styles only, no inline code, never
+# framed; pictures and video may come from blobs and data URLs the page makes itself.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @web.middleware
@@ -47,13 +61,34 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
             status=exc.status,
             headers={k: v for k, v in exc.headers.items() if k.lower() in KEPT_HEADERS},
         )
+    except ConnectionError as exc:  # the client went away mid-request: nobody reads this
+        log.info("client %s left during %s %s (%s)", request.remote, request.method,
+                 request.path, exc.__class__.__name__)  # fmt: skip
+        return web.json_response({"error": "connection lost"}, status=400)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return web.json_response({"error": "internal error"}, status=500)
 
 
+async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer: the page's content policy, no sniffing, no framing, no referrer; answers
+    other than the page and its files are never cached."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path != "/" and not request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+
+
 async def index(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
+
+
+async def static(request: web.Request) -> web.FileResponse:
+    """The page's own files, and nothing else under that path."""
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise web.HTTPNotFound(reason="no such file")
+    return web.FileResponse(STATIC / name)
 
 
 def _finite(value) -> float | None:
@@ -115,12 +150,13 @@ def create_app(
         config_path,
     )
     app = web.Application(
-        client_max_size=int(w.max_upload_mb * 1024 * 1024),
+        client_max_size=w.max_upload_bytes,
         middlewares=[json_errors, Guard.from_config(w).middleware()],
     )
     app[STATE] = state
+    app.on_response_prepare.append(secure_headers)
     app.router.add_get("/", index)
-    app.router.add_static("/static", STATIC)
+    app.router.add_get("/static/{name}", static)
     app.router.add_post("/offer", rtc.offer)
     app.router.add_post("/whep", rtc.whep)
     app.router.add_post("/whep/{camera}", rtc.whep)

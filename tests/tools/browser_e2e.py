@@ -91,6 +91,7 @@ def browser(profile: Path) -> webdriver.Chrome:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     driver.set_script_timeout(20)
     driver.get(f"{BASE}/")
@@ -189,6 +190,12 @@ def main() -> None:
         drivers.append(third)
         out["cameras"] = try_the_cameras(third)
     finally:
+        out["csp_violations"] = [
+            entry["message"]
+            for driver in drivers
+            for entry in driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]
+        ]
         for driver in drivers:
             driver.quit()
         server.terminate()
