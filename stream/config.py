@@ -134,6 +134,7 @@ class WebConfig:
     allowed_hosts: list[str] = field(default_factory=list)
     allowed_origins: list[str] = field(default_factory=list)
     max_viewers: int = 16
+    max_connecting: int = 32
     offers_per_minute: int = 30
     offer_burst: int = 10
     connect_timeout: float = 10.0
@@ -393,11 +394,11 @@ def _validate(cfg: Config) -> None:
     if cfg.web.max_upload_mb <= 0 or cfg.web.max_pixels <= 0:
         raise UserError("config: web.max_upload_mb and web.max_pixels must be > 0")
     w = cfg.web
-    limits = (w.max_viewers, w.offers_per_minute, w.offer_burst, w.max_websockets, w.max_uploads)
-    if min(limits) < 1 or w.connect_timeout <= 0:
+    limits = (w.max_viewers, w.max_connecting, w.offers_per_minute, w.offer_burst)
+    if min(*limits, w.max_websockets, w.max_uploads) < 1 or w.connect_timeout <= 0:
         raise UserError(
-            "config: web.max_viewers, offers_per_minute, offer_burst, max_websockets and "
-            "max_uploads must be >= 1, and web.connect_timeout > 0"
+            "config: web.max_viewers, max_connecting, offers_per_minute, offer_burst, "
+            "max_websockets and max_uploads must be >= 1, and web.connect_timeout > 0"
         )
     if bool(w.tls_cert) != bool(w.tls_key):
         raise UserError("config: web.tls_cert and web.tls_key go together (both or neither)")

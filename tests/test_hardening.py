@@ -20,8 +20,9 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from stream.config import Config, WebConfig
-from tests.test_web import serve
+from tests.test_web import _until, serve
 from tests.tools.serving import health, start_serve, stop
+from tests.webrtc import Viewer, loopback_only
 
 JSON = {"Content-Type": "application/json"}
 
@@ -303,3 +304,48 @@ def test_the_event_loop_stays_free_under_the_heaviest_requests(estimator) -> Non
     assert 400 <= sdp_status < 500 and sdp_took < 1.0
     assert statuses.count(200) >= 1 and set(statuses) <= {200, 503}
     assert slowest < 1.0
+
+
+def test_offers_that_never_connect_cannot_hold_the_viewers_places(estimator, monkeypatch) -> None:
+    """A viewer watches; then 200 offers that never connect come from 100 rotating loopback
+    addresses (two each, within the per-address rate).  The watching viewer stays, and a
+    new viewer right after the flood is answered and connects, where the flood used to
+    fill every place until ``connect_timeout`` ran out."""
+    loopback_only(monkeypatch)
+    cfg = web_cfg(max_viewers=2, connect_timeout=10.0)
+
+    async def body(client, state):
+        headers = {"Content-Type": "application/sdp"}
+        url = str(client.make_url("/whep"))
+        watching = Viewer()
+        answer = await client.post("/whep", data=await watching.offer(), headers=headers)
+        await watching.accept(await answer.text())
+        await _until(lambda: state.peers.connected() == 1, timeout=30)
+        silent = Viewer()
+        sdp = await silent.offer()
+
+        async def flood(address: str) -> list[int]:
+            connector = aiohttp.TCPConnector(local_addr=(address, 0))
+            async with aiohttp.ClientSession(connector=connector) as http:
+                statuses = []
+                for _ in range(2):
+                    async with http.post(url, data=sdp, headers=headers) as answer:
+                        statuses.append(answer.status)
+                return statuses
+
+        addresses = [f"127.0.{1 + i // 50}.{2 + i % 50}" for i in range(100)]
+        flooded = [s for answers in await asyncio.gather(*map(flood, addresses)) for s in answers]
+        newcomer = Viewer()
+        answer = await client.post("/whep", data=await newcomer.offer(), headers=headers)
+        status = answer.status
+        if status == 201:
+            await newcomer.accept(await answer.text())
+            await _until(lambda: state.peers.connected() == 2, timeout=30)
+        still_watching = watching.pc.connectionState
+        for viewer in (watching, silent, newcomer):
+            await viewer.close()
+        return {s: flooded.count(s) for s in set(flooded)}, status, still_watching
+
+    flooded, status, still_watching = serve(estimator, body, cfg)
+    print(f"flood answers {flooded}; the newcomer: {status}; the first viewer: {still_watching}")
+    assert status == 201 and still_watching == "connected"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 
 from aiortc import (
     RTCConfiguration,
@@ -51,31 +52,66 @@ class ViewersFull(Exception):
 
 class Peers:
     """Creates answers for offers, on any camera's broadcast, and forgets peers whose
-    connection closed or failed, or that did not connect within ``connect_timeout``
-    seconds (a client that vanished after its offer must not hold a viewer's place).
-    ``max_viewers`` counts the viewers of every camera."""
+    connection closed or failed, or that did not connect within ``connect_timeout``.
+
+    ``max_viewers`` caps the *connected* viewers of every camera, checked at the offer and
+    again when a viewer connects.  Offers still connecting do not count toward it: they
+    wait in a pool of ``max_connecting``, where a newer offer pushes out the oldest, so a
+    flood of offers that never connect (from however many addresses) cannot hold the
+    viewers' places, and ends ``connect_timeout`` after it stops at the latest.
+    """
 
     def __init__(
-        self, ice_servers: list[str], max_viewers: int = 16, connect_timeout: float = 10.0
+        self,
+        ice_servers: list[str],
+        max_viewers: int = 16,
+        connect_timeout: float = 10.0,
+        max_connecting: int = 32,
     ) -> None:
         self.ice_servers = ice_servers
         self.max_viewers = max_viewers
         self.connect_timeout = connect_timeout
+        self.max_connecting = max_connecting
         self.connections: dict[str, RTCPeerConnection] = {}
         self._watching: dict[str, str] = {}
+        self._connected: set[str] = set()
+        self._answered: OrderedDict[str, None] = OrderedDict()  # not connected, oldest first
         self._expiries: set[asyncio.Task] = set()
 
     def viewers(self, camera: str) -> int:
         """Viewers connected or connecting to ``camera``."""
         return sum(1 for name in self._watching.values() if name == camera)
 
+    def connected(self) -> int:
+        """Viewers connected, of every camera."""
+        return len(self._connected)
+
+    async def _make_room(self) -> None:
+        """Room for one more offer: under the cap of connected viewers, and a connecting
+        place, pushing out the oldest answered offer that has not connected when needed
+        (never one still being answered: that one's own request would fail)."""
+        if self.connected() >= self.max_viewers:
+            raise ViewersFull(f"{self.max_viewers} viewers already")
+        while len(self.connections) - self.connected() >= self.max_connecting:
+            if not self._answered:
+                raise ViewersFull(f"{self.max_connecting} viewers connecting already")
+            oldest = next(iter(self._answered))
+            log.info("viewer %s: pushed out by a newer offer before connecting", oldest[:8])
+            await self.close(oldest)
+
+    async def _on_connected(self, peer_id: str) -> None:
+        self._answered.pop(peer_id, None)
+        self._connected.add(peer_id)
+        if self.connected() > self.max_viewers:
+            log.info("viewer %s: connected past the cap of %d", peer_id[:8], self.max_viewers)
+            await self.close(peer_id)
+
     async def answer(
         self, sdp: str, kind: str, broadcast: Broadcast, camera: str = "main"
     ) -> tuple[str, RTCSessionDescription]:
         """Answer ``sdp`` with ``camera``'s ``broadcast`` on the offer's video transceiver.
-        Raises :class:`ViewersFull` when ``max_viewers`` are connected or connecting."""
-        if len(self.connections) >= self.max_viewers:
-            raise ViewersFull(f"{self.max_viewers} viewers already")
+        Raises :class:`ViewersFull` when ``max_viewers`` are connected."""
+        await self._make_room()
         config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in self.ice_servers])
         pc = RTCPeerConnection(configuration=config)
         peer_id = uuid.uuid4().hex
@@ -90,7 +126,9 @@ class Peers:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("viewer %s: %s", peer_id[:8], pc.connectionState)
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "connected":
+                await self._on_connected(peer_id)
+            elif pc.connectionState in ("failed", "closed"):
                 await self.close(peer_id)
 
         def send_record(record: str) -> None:
@@ -108,6 +146,8 @@ class Peers:
         except Exception:
             await self.close(peer_id)
             raise
+        if peer_id in self.connections and peer_id not in self._connected:
+            self._answered[peer_id] = None
         expiry = asyncio.ensure_future(self._expire(peer_id, pc))
         self._expiries.add(expiry)
         expiry.add_done_callback(self._expiries.discard)
@@ -122,6 +162,8 @@ class Peers:
     async def close(self, peer_id: str) -> bool:
         pc = self.connections.pop(peer_id, None)
         self._watching.pop(peer_id, None)
+        self._answered.pop(peer_id, None)
+        self._connected.discard(peer_id)
         if pc is None:
             return False
         for sender in pc.getSenders():

@@ -143,7 +143,7 @@ def create_app(
     state = ServerState(
         cfg,
         feeds,
-        Peers(w.ice_servers, w.max_viewers, w.connect_timeout),
+        Peers(w.ice_servers, w.max_viewers, w.connect_timeout, w.max_connecting),
         RateLimit(w.offers_per_minute, w.offer_burst),
         Slots(w.max_uploads, "uploads"),
         Slots(w.max_websockets, "WebSocket clients"),

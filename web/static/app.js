@@ -51,7 +51,7 @@ class Feed {
       if (peer !== this.pc) return;
       if (peer.connectionState === "connected") this.onStatus("live", "live", true);
       else if (["failed", "disconnected", "closed"].includes(peer.connectionState)) {
-        this.later("connection lost");
+        this.later("connection lost, reconnecting…");
       }
     };
     try {
@@ -62,22 +62,27 @@ class Feed {
         headers: { "Content-Type": "application/sdp" },
         body: peer.localDescription.sdp,
       });
+      if (response.status === 503) {
+        const wait = Number(response.headers.get("Retry-After")) || 5;
+        this.later(`server full, retrying in ${wait} s…`, wait);
+        return;
+      }
       if (response.status !== 201) throw new Error("server answered " + response.status);
       this.resource = response.headers.get("Location");
       await peer.setRemoteDescription({ type: "answer", sdp: await response.text() });
     } catch (err) {
-      this.later("cannot reach the server (" + err.message + ")");
+      this.later("cannot reach the server (" + err.message + "), reconnecting…");
     }
   }
 
-  later(reason) {
+  later(message, seconds = 2) {
     if (this.stopped) return;
-    this.onStatus(reason + ", reconnecting…", "down");
+    this.onStatus(message, "down");
     if (this.retry) return;
     this.retry = setTimeout(() => {
       this.retry = null;
       this.start();
-    }, 2000);
+    }, seconds * 1000);
   }
 
   async hangUp() {
