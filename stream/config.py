@@ -140,6 +140,10 @@ class WebConfig:
     connect_timeout: float = 10.0
     max_websockets: int = 32
     max_uploads: int = 1
+    connections_per_address: int = 32
+    head_timeout: float = 10.0
+    idle_timeout: float = 30.0
+    min_body_rate: int = 16384
     tls_cert: str = ""
     tls_key: str = ""
 
@@ -395,10 +399,13 @@ def _validate(cfg: Config) -> None:
         raise UserError("config: web.max_upload_mb and web.max_pixels must be > 0")
     w = cfg.web
     limits = (w.max_viewers, w.max_connecting, w.offers_per_minute, w.offer_burst)
-    if min(*limits, w.max_websockets, w.max_uploads) < 1 or w.connect_timeout <= 0:
+    limits += (w.max_websockets, w.max_uploads, w.connections_per_address, w.min_body_rate)
+    timeouts = (w.connect_timeout, w.head_timeout, w.idle_timeout)
+    if min(limits) < 1 or min(timeouts) <= 0:
         raise UserError(
             "config: web.max_viewers, max_connecting, offers_per_minute, offer_burst, "
-            "max_websockets and max_uploads must be >= 1, and web.connect_timeout > 0"
+            "max_websockets, max_uploads, connections_per_address and min_body_rate must be "
+            ">= 1, and web.connect_timeout, head_timeout and idle_timeout > 0"
         )
     if bool(w.tls_cert) != bool(w.tls_key):
         raise UserError("config: web.tls_cert and web.tls_key go together (both or neither)")

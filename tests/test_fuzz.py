@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from stream.calibration import fit
 from stream.config import Config, WebConfig, config_from_dict
 from stream.errors import UserError
+from tests.test_hardening import aiortc_offer
 from tests.test_web import serve
 
 PNG = next((Path(__file__).parent / "data" / "cases" / "camera").glob("*.png")).read_bytes()
+OFFER = asyncio.run(aiortc_offer()).encode()
 EXAMPLES = settings(
     max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -91,6 +93,17 @@ requests = st.one_of(
     st.tuples(st.just("/whep"), st.just("application/sdp"),
               st.one_of(st.binary(max_size=128), st.just(b"v=0\r\n"),
                         st.text(max_size=64).map(lambda t: ("v=0\r\n" + t).encode()))),
+    # A real aiortc offer with bytes replaced, lines dropped or repeated.
+    st.tuples(st.just("/whep"), st.just("application/sdp"), st.one_of(
+        st.lists(st.tuples(st.integers(0, len(OFFER)), st.integers(0, 255)), max_size=8).map(
+            lambda cuts: mutated(OFFER, cuts)),
+        st.lists(st.booleans(), min_size=1, max_size=80).map(
+            lambda keep: b"\r\n".join(line for line, k in zip(
+                OFFER.split(b"\r\n"), keep * 40, strict=False) if k)),
+        st.integers(1, 6).map(lambda n: OFFER.replace(b"a=mid:0", b"a=mid:0\r\na=mid:1" * n)))),
+    # Any bytes as the token in the query (percent-encoded as a browser would).
+    st.tuples(st.binary(max_size=24).map(lambda b: "/api/settings?token=" + "".join(
+        f"%{c:02X}" for c in b)), st.just("application/json"), st.just(b"{}")),
     st.tuples(st.just("/api/settings"), st.just("application/json"),
               st.one_of(st.binary(max_size=64), st.builds(
                   lambda k, v: f'{{"{k}": {v}}}'.encode(),
@@ -114,8 +127,11 @@ def test_no_request_body_answers_500_or_leaks(estimator) -> None:
         @given(requests)
         def check(request) -> None:
             path, content_type, data = request
+            headers = {"Content-Type": content_type}
+            if "token=" not in path:
+                headers["Authorization"] = "Bearer fuzz"
             answer = asyncio.run_coroutine_threadsafe(
-                client.post(path, data=data, headers={"Content-Type": content_type}), loop
+                client.post(path, data=data, headers=headers), loop
             ).result(60)
             status = answer.status
             asyncio.run_coroutine_threadsafe(answer.read(), loop).result(60)
@@ -124,7 +140,7 @@ def test_no_request_body_answers_500_or_leaks(estimator) -> None:
 
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, check)
-        health = await client.get("/healthz")
+        health = await client.get("/healthz")  # open without the token
         assert health.status == 200 and (await health.json())["status"] == "ok"
         await state.peers.close_all()
         await asyncio.sleep(1.0)
@@ -134,7 +150,9 @@ def test_no_request_body_answers_500_or_leaks(estimator) -> None:
 
     # Limits high enough that every example reaches its handler instead of the rate limit.
     cfg = Config()
-    cfg.web = WebConfig(offers_per_minute=100_000, offer_burst=100_000, max_viewers=64)
+    cfg.web = WebConfig(
+        offers_per_minute=100_000, offer_burst=100_000, max_viewers=64, token="fuzz"
+    )
     serve(estimator, body, cfg)
 
 

@@ -349,3 +349,119 @@ def test_offers_that_never_connect_cannot_hold_the_viewers_places(estimator, mon
     flooded, status, still_watching = serve(estimator, body, cfg)
     print(f"flood answers {flooded}; the newcomer: {status}; the first viewer: {still_watching}")
     assert status == 201 and still_watching == "connected"
+
+
+SLOW_CLIENT_LIMITS = """
+[web]
+connections_per_address = 8
+head_timeout = 1.0
+idle_timeout = 2.0
+min_body_rate = 4000
+max_uploads = 2
+"""
+# A noisy picture: about 90 KB as PNG, sent at 6 KB/s it takes longer than the grace.
+STEADY_PNG = cv2.imencode(
+    ".png", np.random.default_rng(0).integers(0, 256, (100, 300, 3), dtype=np.uint8)
+)[1].tobytes()
+
+
+async def closed_after(reader: asyncio.StreamReader, limit: float) -> float | None:
+    """Seconds until the server closes the connection (None: still open after ``limit``)."""
+    start = time.monotonic()
+    try:
+        while await asyncio.wait_for(reader.read(65536), limit - (time.monotonic() - start)):
+            pass
+    except (TimeoutError, ConnectionError):
+        return None if time.monotonic() - start >= limit else time.monotonic() - start
+    return time.monotonic() - start
+
+
+async def slow_clients(port: int) -> dict:
+    def connect(address: str = "127.0.0.1"):
+        return asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+
+    silent = [await connect() for _ in range(20)]  # send nothing at all
+    dribbler = await connect("127.0.0.2")
+    kept = await connect("127.0.0.3")
+    kept[1].write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    await kept[0].readuntil(b"\r\n\r\n")
+    upload = await connect("127.0.0.4")
+    upload[1].write(
+        request_head("POST", "/api/depth", port, b"Content-Type: image/png")[:-4]
+        + b"\r\nContent-Length: 100000\r\n\r\n\x89PNG\r\n\x1a\n"
+    )
+
+    async def dribble() -> None:
+        for byte in f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode():
+            dribbler[1].write(bytes([byte]))
+            await asyncio.sleep(0.2)
+
+    chunked = await connect("127.0.0.5")
+    chunked[1].write(
+        request_head("POST", "/whep", port, b"Content-Type: application/sdp")[:-4]
+        + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nv=0\r\n\r\n"
+    )
+    steady = await connect("127.0.0.6")
+    steady[1].write(
+        request_head("POST", "/api/depth", port, b"Content-Type: image/png")[:-4]
+        + f"\r\nContent-Length: {len(STEADY_PNG)}\r\n\r\n".encode()
+    )
+
+    async def send_steadily() -> float:
+        start = time.monotonic()
+        for at in range(0, len(STEADY_PNG), 600):  # 6 KB/s
+            steady[1].write(STEADY_PNG[at : at + 600])
+            await asyncio.sleep(0.1)
+        return time.monotonic() - start
+
+    sending = asyncio.ensure_future(send_steadily())
+    dribbling = asyncio.ensure_future(dribble())
+    silent_times = await asyncio.gather(*(closed_after(r, 5.0) for r, _ in silent))
+    dribbled, idle = await asyncio.gather(
+        closed_after(dribbler[0], 5.0), closed_after(kept[0], 5.0)
+    )
+    dribbling.cancel()
+    answer = await asyncio.wait_for(upload[0].readline(), 20)
+    chunked_answer = await asyncio.wait_for(chunked[0].readline(), 20)
+    took = await sending
+    steady_answer = await asyncio.wait_for(steady[0].readline(), 30)
+    for _, writer in [*silent, dribbler, kept, upload, chunked, steady]:
+        writer.close()
+    return {
+        "silent": silent_times,
+        "dribbler": dribbled,
+        "idle kept-alive": idle,
+        "unfinished upload": int(answer.split()[1]),
+        "unfinished chunked offer": int(chunked_answer.split()[1]),
+        "steady slow upload": (int(steady_answer.split()[1]), round(took, 1)),
+    }
+
+
+def test_slow_and_unfinished_requests_are_cut(tmp_path) -> None:
+    """Against ``depthstream serve``: of 20 connections from one address that send nothing,
+    8 are admitted and closed after the head timeout, the rest at once; a client dribbling
+    its headers is cut at the head timeout; an idle kept-alive connection at the idle
+    timeout; an upload or a chunked offer whose body stops is a 408 (a body must come at
+    min_body_rate after a 10 s grace), while an upload slower than the grace but steady
+    goes through; the server answers throughout."""
+    proc, base = start_serve(tmp_path, config=SLOW_CLIENT_LIMITS)
+    try:
+        seen = asyncio.run(slow_clients(int(base.rsplit(":", 1)[1])))
+        assert health(base)["status"] == "ok"
+    finally:
+        err = stop(proc)
+    print(
+        {
+            k: v if not isinstance(v, list) else sorted(round(t, 2) for t in v if t)
+            for k, v in seen.items()
+        }
+    )
+    assert "Traceback" not in err
+    silent = sorted(t for t in seen["silent"] if t is not None)
+    assert len(silent) == 20  # none still open after 5 s
+    assert sum(t < 0.5 for t in silent) == 12 and all(0.8 < t < 3.0 for t in silent[12:])
+    assert seen["dribbler"] is not None and seen["dribbler"] < 3.0
+    assert seen["idle kept-alive"] is not None and seen["idle kept-alive"] < 4.0
+    assert seen["unfinished upload"] == 408 and seen["unfinished chunked offer"] == 408
+    status, took = seen["steady slow upload"]
+    assert status == 200 and took > 10  # longer than the grace, never cut

@@ -3,10 +3,11 @@ request bodies read only up to what a route can use."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,9 @@ from aiohttp import web
 MAX_CLIENTS_TRACKED = 4096
 # JSON and SDP bodies: a browser's offer is a few KB; settings and calibration far less.
 SMALL_BODY = 64 * 1024
+# Seconds any request body may take before ``[web] min_body_rate`` applies.
+BODY_GRACE = 10.0
+BODY_RATE = web.AppKey("body_rate", int)
 
 
 def too_large(limit: int) -> web.HTTPRequestEntityTooLarge:
@@ -29,15 +33,40 @@ def refuse_declared_size(request: web.Request, limit: int) -> None:
         raise too_large(limit)
 
 
+@asynccontextmanager
+async def body_timeout(request: web.Request, min_rate: int):
+    """Within: reading the body, which must keep up with ``min_rate`` bytes a second after
+    :data:`BODY_GRACE` seconds (the deadline moves on as bytes arrive, so a long upload
+    over a slow link is never cut, and a stalled one is within the grace); then 408."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        async with asyncio.timeout(start + BODY_GRACE) as deadline:
+
+            def extend() -> None:
+                deadline.reschedule(start + BODY_GRACE + request.content.total_bytes / min_rate)
+                tick[0] = loop.call_later(0.5, extend)
+
+            tick = [loop.call_later(0.5, extend)]
+            try:
+                yield
+            finally:
+                tick[0].cancel()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason="request body too slow") from None
+
+
 async def read_body(request: web.Request, limit: int = SMALL_BODY) -> bytes:
-    """The body, counted while it streams in: 413 as soon as it passes ``limit``."""
+    """The body, counted while it streams in: 413 as soon as it passes ``limit``, 408 when
+    it comes slower than ``[web] min_body_rate``."""
     refuse_declared_size(request, limit)
     chunks, size = [], 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    async with body_timeout(request, request.app[BODY_RATE]):
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
     return b"".join(chunks)
 
 

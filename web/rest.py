@@ -23,7 +23,7 @@ from stream.assembly import renderer_for
 from stream.calibration import stored_fit
 from stream.geometry import Projector
 from stream.scene import Scenes
-from web.limits import refuse_declared_size
+from web.limits import BODY_RATE, body_timeout, refuse_declared_size
 from web.state import STATE, ServerState
 
 FORMATS = ("png", "json", "npy", "ply")
@@ -31,20 +31,22 @@ FORMATS = ("png", "json", "npy", "ply")
 
 async def _upload(request: web.Request, limit: int) -> bytes:
     """The image bytes: multipart field ``image``, or the raw body; counted while they
-    stream in (aiohttp stops at ``client_max_size``)."""
+    stream in (aiohttp stops at ``client_max_size``), and no slower than
+    ``[web] min_body_rate``."""
     refuse_declared_size(request, limit)
-    if request.content_type == "multipart/form-data":
+    async with body_timeout(request, request.app[BODY_RATE]):
+        if request.content_type != "multipart/form-data":
+            return await request.read()
         try:
             form = await request.post()
         except web.HTTPException:
             raise
         except Exception as exc:  # no boundary, a broken part or part header
             raise web.HTTPBadRequest(reason=f"malformed multipart upload: {exc}") from None
-        field = form.get("image")
-        if not isinstance(field, web.FileField):
-            raise web.HTTPBadRequest(reason="multipart upload needs a file field named 'image'")
-        return field.file.read()
-    return await request.read()
+    field = form.get("image")
+    if not isinstance(field, web.FileField):
+        raise web.HTTPBadRequest(reason="multipart upload needs a file field named 'image'")
+    return field.file.read()
 
 
 def _decode(data: bytes, limit: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +22,11 @@ from stream.errors import UserError
 from stream.pipeline import Pipeline, Result
 from web import controls, health, obstacles, rest, rtc
 from web.broadcast import Broadcast
+from web.connections import ConnectionLimits, GuardedConnection
 from web.encoder import Vp8Encoder
 from web.guard import Guard, startup_warning
 from web.hub import FrameHub
-from web.limits import RateLimit, Slots
+from web.limits import BODY_RATE, RateLimit, Slots
 from web.loopback import use_loopback_candidates
 from web.peers import Peers
 from web.state import STATE, Feed, ServerState
@@ -154,6 +156,7 @@ def create_app(
         middlewares=[json_errors, Guard.from_config(w).middleware()],
     )
     app[STATE] = state
+    app[BODY_RATE] = w.min_body_rate
     app.on_response_prepare.append(secure_headers)
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
@@ -204,19 +207,37 @@ def tls_context(web_cfg: WebConfig) -> ssl.SSLContext | None:
     return context
 
 
+async def _listen(app: web.Application, cfg: Config, context: ssl.SSLContext | None) -> None:
+    """Serve ``app`` behind the connection limits until SIGINT or SIGTERM, then shut down
+    cleanly (viewers closed, pipelines joined)."""
+    w = cfg.web
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=w.idle_timeout)
+    await runner.setup()
+    limits = ConnectionLimits(w.connections_per_address, w.head_timeout)
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(
+            lambda: GuardedConnection(runner.server(), limits), w.host, w.port, ssl=context
+        )
+    except BaseException:
+        await runner.cleanup()
+        raise
+    log.info("serving on %s://%s:%d/", "https" if context else "http", w.host, w.port)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await runner.cleanup()
+
+
 def serve(cameras: dict[str, Pipeline], cfg: Config, config_path: Path | None) -> None:
-    """Run until SIGINT/SIGTERM; aiohttp turns both into a clean shutdown."""
-    host, port = cfg.web.host, cfg.web.port
+    """Run until SIGINT/SIGTERM, then shut down cleanly; OSError when the port cannot be
+    bound."""
     context = tls_context(cfg.web)
-    scheme = "https" if context else "http"
     warning = startup_warning(cfg.web)
     if warning:
         log.warning("%s", warning)
-    web.run_app(
-        create_app(cameras, cfg, config_path),
-        host=host,
-        port=port,
-        ssl_context=context,
-        access_log=None,
-        print=lambda _msg: log.info("serving on %s://%s:%d/", scheme, host, port),
-    )
+    asyncio.run(_listen(create_app(cameras, cfg, config_path), cfg, context))
