@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from stream.calibration import fit
 from stream.config import Config, WebConfig, config_from_dict
 from stream.errors import UserError
-from tests.test_hardening import aiortc_offer
 from tests.test_web import serve
+from tests.tools.attacks import aiortc_offer
 
 PNG = next((Path(__file__).parent / "data" / "cases" / "camera").glob("*.png")).read_bytes()
 OFFER = asyncio.run(aiortc_offer()).encode()

@@ -17,10 +17,10 @@ import aiohttp
 import cv2
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection
 
 from stream.config import Config, WebConfig
 from tests.test_web import _until, serve
+from tests.tools.attacks import aiortc_offer, closed_after, misleading_jpeg, raw, request_head
 from tests.tools.serving import health, start_serve, stop
 from tests.webrtc import Viewer, loopback_only
 
@@ -29,34 +29,6 @@ JSON = {"Content-Type": "application/json"}
 
 def web_cfg(**values) -> Config:
     return Config(web=WebConfig(**values))
-
-
-async def raw(port: int, head: bytes, body: bytes = b"", *, read: bool = True) -> int | None:
-    """Send ``head`` (and ``body``) over a fresh connection; the answer's status."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(head + body)
-    await writer.drain()
-    status = None
-    if read:
-        line = await asyncio.wait_for(reader.readline(), 10)
-        status = int(line.split()[1])
-    writer.close()
-    return status
-
-
-def request_head(method: str, path: str, port: int, *headers: bytes) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: 127.0.0.1:{port}".encode(), *headers]
-    return b"\r\n".join([*lines, b"Connection: close", b"", b""])
-
-
-async def aiortc_offer() -> str:
-    pc = RTCPeerConnection()
-    pc.addTransceiver("video", direction="recvonly")
-    pc.createDataChannel("records")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 def errors_logged(caplog) -> list[str]:
@@ -112,7 +84,8 @@ def test_no_bad_input_answers_500(estimator, caplog) -> None:
 
 def test_a_client_leaving_mid_upload_is_an_info_line(tmp_path) -> None:
     """Against ``depthstream serve`` itself (its handlers are not cancelled when a client
-    leaves, so the read fails): one info line, no traceback, and the server serves on."""
+    leaves, so the read fails): one info line, no traceback, and the server serves on;
+    a malformed request head is a 400 and one info line too."""
     proc, base = start_serve(tmp_path)
     try:
         port = int(base.rsplit(":", 1)[1])
@@ -120,12 +93,14 @@ def test_a_client_leaving_mid_upload_is_an_info_line(tmp_path) -> None:
             "POST", "/api/depth", port, b"Content-Type: image/png", b"Content-Length: 200000"
         )
         asyncio.run(raw(port, head, b"\x89PNG\r\n\x1a\n" + bytes(5000), read=False))
+        malformed = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nGET / HTTP/1.1\r\n\r\n"
+        assert asyncio.run(raw(port, malformed)) == 400
         time.sleep(1.0)
         assert health(base)["status"] == "ok"
     finally:
         err = stop(proc)
     assert "Traceback" not in err and "unexpected error" not in err, err
-    assert "left during POST /api/depth" in err, err
+    assert "left during POST /api/depth" in err and "malformed request" in err, err
 
 
 def test_websockets_from_another_site_are_refused(estimator) -> None:
@@ -173,25 +148,8 @@ def test_every_answer_carries_the_security_headers_and_errors_are_json(estimator
     assert answers[("POST", "/healthz")][0] == 405
 
 
-def jpeg_our_old_parser_misreads(width: int, height: int) -> bytes:
-    """A plain ``width`` x ``height`` JPEG with a fill byte before an APP1 segment:
-    libjpeg skips the fill and the segment and decodes the full size, while a parser that
-    takes the fill byte for a marker jumps into the segment and finds a 16x16 frame
-    header planted there."""
-    plain = cv2.imencode(".jpg", np.full((height, width, 3), 128, np.uint8))[1].tobytes()
-    fake_sof = bytes.fromhex("ffc0001108001000100301220002110103110100")
-    payload_length = 0xE100 + 0x0100
-    payload = bytearray(payload_length - 2)
-    # The misreading parser jumps from offset 2 by 2 + (0xE1 << 8 | length's high byte).
-    landing = 2 + 2 + (0xE1 << 8 | payload_length >> 8)
-    start = landing - 7  # where the payload begins in the file
-    payload[start : start + len(fake_sof)] = fake_sof
-    app1 = b"\xff\xff\xe1" + payload_length.to_bytes(2, "big") + bytes(payload)
-    return plain[:2] + app1 + plain[2:]
-
-
 def test_the_pixel_limit_holds_for_what_the_decoder_decodes(estimator) -> None:
-    bomb = jpeg_our_old_parser_misreads(8000, 6000)
+    bomb = misleading_jpeg(8000, 6000)
     assert cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8).shape == (
         750,
         1000,
@@ -363,17 +321,6 @@ max_uploads = 2
 STEADY_PNG = cv2.imencode(
     ".png", np.random.default_rng(0).integers(0, 256, (100, 300, 3), dtype=np.uint8)
 )[1].tobytes()
-
-
-async def closed_after(reader: asyncio.StreamReader, limit: float) -> float | None:
-    """Seconds until the server closes the connection (None: still open after ``limit``)."""
-    start = time.monotonic()
-    try:
-        while await asyncio.wait_for(reader.read(65536), limit - (time.monotonic() - start)):
-            pass
-    except (TimeoutError, ConnectionError):
-        return None if time.monotonic() - start >= limit else time.monotonic() - start
-    return time.monotonic() - start
 
 
 async def slow_clients(port: int) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from stream.config import Config, WebConfig
 from stream.errors import UserError
@@ -207,10 +208,24 @@ def tls_context(web_cfg: WebConfig) -> ssl.SSLContext | None:
     return context
 
 
+class ClientErrorLines(logging.Filter):
+    """aiohttp logs a malformed request (a client's mistake, answered 400) with its
+    traceback at error level; here it is one info line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed request: %s", (str(error).splitlines()[0],)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 async def _listen(app: web.Application, cfg: Config, context: ssl.SSLContext | None) -> None:
     """Serve ``app`` behind the connection limits until SIGINT or SIGTERM, then shut down
     cleanly (viewers closed, pipelines joined)."""
     w = cfg.web
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorLines())
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=w.idle_timeout)
     await runner.setup()
     limits = ConnectionLimits(w.connections_per_address, w.head_timeout)
