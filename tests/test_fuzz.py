@@ -156,6 +156,52 @@ def test_no_request_body_answers_500_or_leaks(estimator) -> None:
     serve(estimator, body, cfg)
 
 
+GET_ROUTES = ["/", "/static/", "/api/settings", "/api/legend", "/api/cameras", "/healthz",
+              "/metrics", "/ws/obstacles", "/whep/"]  # fmt: skip
+KEYS = ["camera", "colormap", "format", "token", "layout", ""]
+
+
+def query(pairs: list[tuple[str, bytes]]) -> str:
+    """``key=value&...`` with every value's bytes percent-encoded."""
+    return "&".join(k + "=" + "".join(f"%{b:02X}" for b in v) for k, v in pairs)
+
+
+get_requests = st.tuples(
+    st.sampled_from(GET_ROUTES),
+    st.text(alphabet=st.characters(codec="ascii", categories=["L", "N"]), max_size=12),
+    st.lists(st.tuples(st.sampled_from(KEYS), st.binary(max_size=16)), max_size=3),
+)
+
+
+def test_no_query_or_path_on_a_get_route_answers_500(estimator) -> None:
+    """Any path segment and query bytes on every GET route (and the WebSocket route as a
+    plain GET): never a 5xx other than 503, with and without the token."""
+
+    async def body(client, _state):
+        seen: list[int] = []
+
+        @settings(max_examples=150, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(get_requests, st.booleans())
+        def check(request, with_token: bool) -> None:
+            route, segment, pairs = request
+            path = route + (segment if route.endswith("/") else "") + "?" + query(pairs)
+            headers = {"Authorization": "Bearer fuzz"} if with_token else {}
+            answer = asyncio.run_coroutine_threadsafe(
+                client.get(path, headers=headers), loop
+            ).result(60)
+            status = answer.status
+            asyncio.run_coroutine_threadsafe(answer.read(), loop).result(60)
+            seen.append(status)
+            assert status < 500 or status == 503, (path, status)
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, check)
+        print(f"{len(seen)} requests; statuses {sorted(set(seen))}")
+
+    serve(estimator, body, Config(web=WebConfig(token="fuzz")))
+
+
 def test_the_config_file_parses_as_toml_once_more() -> None:
     """The fuzzed loader's input language: the repository's own file loads."""
     root = Path(__file__).resolve().parents[1]
