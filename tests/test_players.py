@@ -151,14 +151,21 @@ def watch(source: Source, estimator, seconds: float) -> tuple[Pipeline, np.ndarr
     return pipeline, np.array(seen)
 
 
+def steady_fps(seen: np.ndarray, after: float = 3.0) -> float:
+    """Frames processed per second from ``after`` s into a :func:`watch` run to its end."""
+    late = seen[seen[:, 0] > after, 0]
+    return len(late) / max(float(late[-1]) - after, 1e-3) if len(late) else 0.0
+
+
 def test_an_hls_camera_is_played_at_its_pace_and_does_not_fall_behind(
     hls: str, clip: Path, estimator
 ) -> None:
     """HLS hands over a whole segment at once; paced by its timestamps the pipeline keeps
     up with the model instead of one frame per segment, and the age does not grow."""
-    as_file, _ = watch(FileSource(clip, live=True), estimator, 15)
+    _, file_seen = watch(FileSource(clip, live=True), estimator, 15)
     as_hls, seen = watch(open_source(hls), estimator, 15)
-    file_fps, hls_fps = as_file.stats.fps, as_hls.stats.fps
+    # In steady state: the HLS player's start-up backlog is skipped on purpose.
+    file_fps, hls_fps = steady_fps(file_seen), steady_fps(seen)
     summary = as_hls.summary()
     print(
         f"\n[latency] HLS 1 s segments: {hls_fps:.1f} fps (file, live: {file_fps:.1f}); "
