@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import cv2
 
-from capture.errors import SourceError
-from capture.options import CameraOptions
-from capture.source import ENDED, Frame, SourceStatus
+from depthstream.capture.errors import SourceError
+from depthstream.capture.options import CameraOptions
+from depthstream.capture.source import ENDED, Frame, SourceStatus
 
 log = logging.getLogger("depthstream")
 

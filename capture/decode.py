@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from capture.source import SourceStatus
+from depthstream.capture.source import SourceStatus
 
 log = logging.getLogger("depthstream")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import av
 
-from capture.decode import decode_rgb
-from capture.errors import SourceError
-from capture.source import ENDED, Frame, SourceStatus
+from depthstream.capture.decode import decode_rgb
+from depthstream.capture.errors import SourceError
+from depthstream.capture.source import ENDED, Frame, SourceStatus
 
 
 class FileSource:

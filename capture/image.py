@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from capture.errors import SourceError
+from depthstream.capture.errors import SourceError
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import av
 
-from capture.decode import decode_rgb
-from capture.errors import SourceError
-from capture.options import NetworkOptions
-from capture.source import ENDED, RECONNECTING, RUNNING, Frame, SourceStatus
+from depthstream.capture.decode import decode_rgb
+from depthstream.capture.errors import SourceError
+from depthstream.capture.options import NetworkOptions
+from depthstream.capture.source import ENDED, RECONNECTING, RUNNING, Frame, SourceStatus
 
 log = logging.getLogger("depthstream")
 

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 
-from capture.source import Frame, Source, SourceStatus
+from depthstream.capture.source import Frame, Source, SourceStatus
 
 # How long a late arrival keeps holding later frames: a punctual stream is free again
 # within this, while bursts that recur sooner (HLS segments) keep being paced.

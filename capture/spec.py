@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 
-from capture.camera import CameraSource
-from capture.errors import SourceError
-from capture.file import FileSource
-from capture.network import SCHEMES, NetworkSource
-from capture.options import CameraOptions, NetworkOptions
-from capture.pacing import PacedSource
-from capture.sample import SAMPLE_NAME, SAMPLE_PATH
-from capture.source import Source
+from depthstream.capture.camera import CameraSource
+from depthstream.capture.errors import SourceError
+from depthstream.capture.file import FileSource
+from depthstream.capture.network import SCHEMES, NetworkSource
+from depthstream.capture.options import CameraOptions, NetworkOptions
+from depthstream.capture.pacing import PacedSource
+from depthstream.capture.sample import SAMPLE_NAME, SAMPLE_PATH
+from depthstream.capture.source import Source
 
 _DEVICE = re.compile(r"^(?:\d+|/dev/video\d+)$")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -1,6 +1,6 @@
 """depthstream from Python: depth and obstacle readings as plain iterators.
 
-    from stream import open_depth
+    from depthstream import open_depth
 
     with open_depth("0", config="config.toml") as frames:
         for frame in frames:
@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.assembly import open_pipeline
-from stream.config import load_config
-from stream.geometry import LaserScan, PointCloud, Projector
-from stream.obstacles import ObstacleReading
-from stream.pipeline import Pipeline, Result
-from stream.scene import Scenes
-from stream.sinks.latest import LatestResult
+from depthstream.stream.assembly import open_pipeline
+from depthstream.stream.config import load_config
+from depthstream.stream.geometry import LaserScan, PointCloud, Projector
+from depthstream.stream.obstacles import ObstacleReading
+from depthstream.stream.pipeline import Pipeline, Result
+from depthstream.stream.scene import Scenes
+from depthstream.stream.sinks.latest import LatestResult
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,18 @@ command and the Python API.  Outputs are added to the returned pipeline as sinks
 
 from __future__ import annotations
 
-from capture.source import Source
-from capture.spec import open_source
-from stream.calibration import stored_fit
-from stream.config import CameraEntry, Config
-from stream.estimator import DepthEstimator, open_estimator
-from stream.geometry import Projector
-from stream.obstacles import ObstacleMeter
-from stream.pipeline import Pipeline
-from stream.render.renderer import DepthRenderer
-from stream.scene import Scenes
-from stream.stabilizer import Anchor, Stabilizer
-from stream.turns import Turns
+from depthstream.capture.source import Source
+from depthstream.capture.spec import open_source
+from depthstream.stream.calibration import stored_fit
+from depthstream.stream.config import CameraEntry, Config
+from depthstream.stream.estimator import DepthEstimator, open_estimator
+from depthstream.stream.geometry import Projector
+from depthstream.stream.obstacles import ObstacleMeter
+from depthstream.stream.pipeline import Pipeline
+from depthstream.stream.render.renderer import DepthRenderer
+from depthstream.stream.scene import Scenes
+from depthstream.stream.stabilizer import Anchor, Stabilizer
+from depthstream.stream.turns import Turns
 
 
 def renderer_for(cfg: Config, estimator: DepthEstimator) -> DepthRenderer:

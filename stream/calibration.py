@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.affine import fit_scale_shift, robust_scale_shift
-from stream.config import CalibrationConfig, write_section
-from stream.errors import UserError
-from stream.stabilizer import Anchor
+from depthstream.stream.affine import fit_scale_shift, robust_scale_shift
+from depthstream.stream.config import CalibrationConfig, write_section
+from depthstream.stream.errors import UserError
+from depthstream.stream.stabilizer import Anchor
 
 MIN_SPREAD = 1e-3
 Point = tuple[float, float, float]  # x, y (pixels of the frame), metres

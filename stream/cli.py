@@ -11,10 +11,10 @@ import logging
 import sys
 from typing import NoReturn
 
-from capture.errors import SourceError
-from stream.commands import bench, calibrate, evaluate, image, run, serve
-from stream.commands.common import common_options
-from stream.errors import UserError
+from depthstream.capture.errors import SourceError
+from depthstream.stream.commands import bench, calibrate, evaluate, image, run, serve
+from depthstream.stream.commands.common import common_options
+from depthstream.stream.errors import UserError
 
 log = logging.getLogger("depthstream")
 

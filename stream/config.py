@@ -20,8 +20,8 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import tomlkit
 
-from capture.options import CameraOptions, NetworkOptions
-from stream.errors import UserError
+from depthstream.capture.options import CameraOptions, NetworkOptions
+from depthstream.stream.errors import UserError
 
 OFFICIAL_WEIGHTS_URL = (
     "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"

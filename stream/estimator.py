@@ -14,12 +14,12 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from stream.config import ModelConfig
-from stream.model.handle import WeightsHandle
-from stream.model.locate import choose_weights
-from stream.runtimes.base import Runtime
-from stream.runtimes.registry import open_runtime
-from stream.transform import network_size, to_net_input
+from depthstream.stream.config import ModelConfig
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.model.locate import choose_weights
+from depthstream.stream.runtimes.base import Runtime
+from depthstream.stream.runtimes.registry import open_runtime
+from depthstream.stream.transform import network_size, to_net_input
 
 log = logging.getLogger("depthstream")
 UNTRAINED_STAMP = "UNTRAINED WEIGHTS"

@@ -17,8 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stream.affine import fit_scale_shift
-from stream.errors import UserError
+from depthstream.stream.affine import fit_scale_shift
+from depthstream.stream.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from plyfile import PlyData, PlyElement
 
-from capture.options import CameraOptions
-from stream.config import GeometryConfig
-from stream.errors import UserError
+from depthstream.capture.options import CameraOptions
+from depthstream.stream.config import GeometryConfig
+from depthstream.stream.errors import UserError
 
 # The optical frame's orientation in the body-aligned frame, as a quaternion (x, y, z, w):
 # roll -90 degrees then yaw -90 degrees, REP 103's camera_link -> camera_optical_frame.

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from capture.source import Frame
-from stream.calibration import Calibrator, Fit, Point, stored_fit
-from stream.config import CalibrationConfig, ObstacleConfig
-from stream.estimator import DepthMap
+from depthstream.capture.source import Frame
+from depthstream.stream.calibration import Calibrator, Fit, Point, stored_fit
+from depthstream.stream.config import CalibrationConfig, ObstacleConfig
+from depthstream.stream.estimator import DepthMap
 
 
 @dataclass(frozen=True)

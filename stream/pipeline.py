@@ -23,16 +23,16 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from capture.source import Frame, Source
-from stream.config import SIDE_BY_SIDE
-from stream.estimator import DepthEstimator, DepthMap
-from stream.frame_queue import FrameQueue
-from stream.obstacles import ObstacleReading
-from stream.render.overlay import draw_figures, draw_sectors
-from stream.render.renderer import DepthRenderer
-from stream.stabilizer import Stabilizer
-from stream.stats import RunStats, format_line
-from stream.turns import Turns
+from depthstream.capture.source import Frame, Source
+from depthstream.stream.config import SIDE_BY_SIDE
+from depthstream.stream.estimator import DepthEstimator, DepthMap
+from depthstream.stream.frame_queue import FrameQueue
+from depthstream.stream.obstacles import ObstacleReading
+from depthstream.stream.render.overlay import draw_figures, draw_sectors
+from depthstream.stream.render.renderer import DepthRenderer
+from depthstream.stream.stabilizer import Stabilizer
+from depthstream.stream.stats import RunStats, format_line
+from depthstream.stream.turns import Turns
 
 log = logging.getLogger("depthstream")
 MAX_CONSECUTIVE_FAILURES = 10

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.calibration import Fit
-from stream.geometry import Intrinsics, LaserScan, PointCloud, Projector, ply_bytes
-from stream.obstacles import ObstacleReading
-from stream.pipeline import Result
+from depthstream.stream.calibration import Fit
+from depthstream.stream.geometry import Intrinsics, LaserScan, PointCloud, Projector, ply_bytes
+from depthstream.stream.obstacles import ObstacleReading
+from depthstream.stream.pipeline import Result
 
 METRES = "metres"
 RELATIVE = "relative inverse depth"

@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from stream.affine import robust_scale_shift
-from stream.config import NormalizeConfig, TemporalConfig
-from stream.render.normalizer import EmaNormalizer
-from stream.stabilizer import MAX_FIT_POINTS, SMOOTHED, Stabilizer, grey_at
+from depthstream.stream.affine import robust_scale_shift
+from depthstream.stream.config import NormalizeConfig, TemporalConfig
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.stabilizer import MAX_FIT_POINTS, SMOOTHED, Stabilizer, grey_at
 
 VARIANTS = ("raw", "ema", "stabilized")
 FLOW_AGREEMENT_PX = 1.0

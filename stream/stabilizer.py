@@ -31,9 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.affine import robust_scale_shift
-from stream.config import TemporalConfig
-from stream.errors import UserError
+from depthstream.stream.affine import robust_scale_shift
+from depthstream.stream.config import TemporalConfig
+from depthstream.stream.errors import UserError
 
 SMOOTHED, PASSTHROUGH, RESET = "smoothed", "passthrough", "reset"
 STATES = (SMOOTHED, PASSTHROUGH, RESET)

@@ -48,8 +48,8 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_model():
-    from stream.model.locate import WeightsChoice
-    from stream.model.weights import load_model
+    from depthstream.stream.model.locate import WeightsChoice
+    from depthstream.stream.model.weights import load_model
 
     return load_model(WeightsChoice(None, "tests"))
 
@@ -57,9 +57,9 @@ def synthetic_model():
 @pytest.fixture(scope="session")
 def estimator(synthetic_model, isolated_cache):
     """The default path: the TorchScript runtime in fp32."""
-    from stream.estimator import DepthEstimator
-    from stream.model.handle import WeightsHandle
-    from stream.runtimes.registry import open_runtime
+    from depthstream.stream.estimator import DepthEstimator
+    from depthstream.stream.model.handle import WeightsHandle
+    from depthstream.stream.runtimes.registry import open_runtime
 
     handle = WeightsHandle.of_loaded(synthetic_model)
     return DepthEstimator(open_runtime("torch", "fp32", handle, isolated_cache / "depthstream"))
@@ -67,7 +67,7 @@ def estimator(synthetic_model, isolated_cache):
 
 def cli_command(*args: str) -> list[str]:
     """The ``depthstream`` command line, run from this checkout's interpreter."""
-    return [sys.executable, "-m", "stream.cli", *args]
+    return [sys.executable, "-m", "depthstream", *args]
 
 
 def run_cli(

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from capture.sample import SAMPLE_PATH
+from depthstream.capture.sample import SAMPLE_PATH
 
 
 def short_clip(path: Path, frames: int, width: int = 320, height: int = 136, fps: int = 25) -> Path:

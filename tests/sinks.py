@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stream.pipeline import Result
+from depthstream.stream.pipeline import Result
 
 
 class CallSink:

@@ -1,4 +1,4 @@
-"""The Python API: ``from stream import open_depth``, as a robot program or a notebook uses it,
+"""The Python API: ``from depthstream import open_depth``, as a robot program or a notebook uses it,
 on the bundled real clip."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream import DepthFrame, open_depth
+from depthstream import DepthFrame, open_depth
 from tests.conftest import ROOT
 
 STAGES = ("capture", "inference", "output")
@@ -84,10 +84,10 @@ def test_uncalibrated_frames_have_no_metres_and_the_stream_ends_with_its_source(
     assert list(stream) == []  # closed: iteration ends at once
 
 
-def test_importing_stream_leaves_the_api_unloaded_until_asked() -> None:
+def test_importing_depthstream_leaves_the_api_unloaded_until_asked() -> None:
     script = (
-        "import sys, stream; before = 'stream.api' in sys.modules; "
-        "from stream import open_depth; print(before, 'stream.api' in sys.modules)"
+        "import sys, depthstream; before = 'depthstream.stream.api' in sys.modules; "
+        "from depthstream import open_depth; print(before, 'depthstream.stream.api' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr

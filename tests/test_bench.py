@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.bench.fidelity import aligned_absrel, compare
-from stream.bench.frames import pick_frames, split, square_inputs
-from stream.bench.model_bench import BenchPath, Worker
-from stream.bench.tolerances import FP32
-from stream.errors import UserError
-from stream.stats import cpu_seconds
+from depthstream.stream.bench.fidelity import aligned_absrel, compare
+from depthstream.stream.bench.frames import pick_frames, split, square_inputs
+from depthstream.stream.bench.model_bench import BenchPath, Worker
+from depthstream.stream.bench.tolerances import FP32
+from depthstream.stream.errors import UserError
+from depthstream.stream.stats import cpu_seconds
 from tests.conftest import SHARED, assert_clean_error, require, run_synthetic
 
 SAMPLE = Path(__file__).resolve().parents[1] / "capture" / "data" / "sample.mp4"

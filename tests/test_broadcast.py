@@ -16,15 +16,15 @@ import time
 import av
 import numpy as np
 
-from capture.decode import spread_frames
-from capture.sample import SAMPLE_PATH
-from capture.source import Frame
-from stream.estimator import DepthMap
-from stream.pipeline import Result
-from web.broadcast import RING, Broadcast
-from web.encoder import Vp8Encoder
-from web.hub import FrameHub
-from web.track import DepthTrack
+from depthstream.capture.decode import spread_frames
+from depthstream.capture.sample import SAMPLE_PATH
+from depthstream.capture.source import Frame
+from depthstream.stream.estimator import DepthMap
+from depthstream.stream.pipeline import Result
+from depthstream.web.broadcast import RING, Broadcast
+from depthstream.web.encoder import Vp8Encoder
+from depthstream.web.hub import FrameHub
+from depthstream.web.track import DepthTrack
 
 NO_PERIODIC_KEYFRAMES = 3600.0
 WAIT = 10.0

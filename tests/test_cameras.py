@@ -13,18 +13,18 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from stream import calibration
-from stream.assembly import open_cameras
-from stream.calibration import sample_points
-from stream.config import load_config
-from stream.errors import UserError
-from stream.sinks.latest import LatestResult
+from depthstream.stream import calibration
+from depthstream.stream.assembly import open_cameras
+from depthstream.stream.calibration import sample_points
+from depthstream.stream.config import load_config
+from depthstream.stream.errors import UserError
+from depthstream.stream.sinks.latest import LatestResult
+from depthstream.web.server import create_app
+from depthstream.web.state import STATE
 from tests.conftest import assert_clean_error, require, run_synthetic
 from tests.tools.rtsp import RtspServer, free_port, gst_available, loop_clip
 from tests.tools.serving import frames_processed, health, metrics, start_serve, stop
 from tests.webrtc import Viewer, loopback_only
-from web.server import create_app
-from web.state import STATE
 
 
 @pytest.fixture

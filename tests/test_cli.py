@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.file import FileSource
-from capture.sample import SAMPLE_PATH
+from depthstream.capture.file import FileSource
+from depthstream.capture.sample import SAMPLE_PATH
 from tests.conftest import DATA, assert_clean_error, run_cli, run_synthetic
 from tests.media import count_frames, short_clip
 

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.estimator import UNTRAINED_STAMP, DepthMap
-from stream.render.colormap import OPENCV_CODES, Colorizer
-from stream.render.normalizer import EmaNormalizer
-from stream.render.renderer import DepthRenderer
+from depthstream.stream.estimator import UNTRAINED_STAMP, DepthMap
+from depthstream.stream.render.colormap import OPENCV_CODES, Colorizer
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.renderer import DepthRenderer
 from tests.flicker import flicker_index
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.config import Config, load_config, with_overrides
-from stream.errors import UserError
+from depthstream.stream.config import Config, load_config, with_overrides
+from depthstream.stream.errors import UserError
 from tests.conftest import ROOT, assert_clean_error, run_synthetic
 
 

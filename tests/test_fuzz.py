@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.calibration import fit
-from stream.config import Config, WebConfig, config_from_dict
-from stream.errors import UserError
+from depthstream.stream.calibration import fit
+from depthstream.stream.config import Config, WebConfig, config_from_dict
+from depthstream.stream.errors import UserError
 from tests.test_web import serve
 from tests.tools.attacks import aiortc_offer
 

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from capture.options import CameraOptions
-from stream.errors import UserError
-from stream.geometry import Intrinsics, intrinsics_for, laser_scan, point_cloud
+from depthstream.capture.options import CameraOptions
+from depthstream.stream.errors import UserError
+from depthstream.stream.geometry import Intrinsics, intrinsics_for, laser_scan, point_cloud
 from tests.conftest import assert_clean_error, run_synthetic
 from tests.media import first_frame, read_ply
 

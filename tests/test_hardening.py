@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.config import Config, WebConfig
+from depthstream.stream.config import Config, WebConfig
 from tests.test_web import _until, serve
 from tests.tools.attacks import aiortc_offer, closed_after, misleading_jpeg, raw, request_head
 from tests.tools.serving import health, start_serve, stop

@@ -11,33 +11,33 @@ from pathlib import Path
 import cv2
 import pytest
 
-from capture.camera import CameraSource
-from capture.file import FileSource
-from capture.network import NetworkSource
-from capture.options import CameraOptions
-from capture.pacing import PacedSource
-from capture.sample import SAMPLE_PATH
-from capture.source import Source
-from capture.spec import open_source
-from stream.config import GeometryConfig, MqttConfig, PublishConfig, RobotConfig
-from stream.geometry import Projector
-from stream.pipeline import Pipeline, Sink
-from stream.render.normalizer import EmaNormalizer
-from stream.render.renderer import DepthRenderer
-from stream.scene import Scenes
-from stream.sinks.depth_mkv import DepthRecorder
-from stream.sinks.foxglove_live import FoxgloveServer
-from stream.sinks.latest import LatestResult
-from stream.sinks.mp4 import Mp4Recorder
-from stream.sinks.mqtt import MqttPublisher
-from stream.sinks.progress import ProgressBar
-from stream.sinks.ros2_mcap import McapRecorder
-from stream.sinks.rtsp_publish import RtspPublisher
-from stream.sinks.window import WindowDisplay
+from depthstream.capture.camera import CameraSource
+from depthstream.capture.file import FileSource
+from depthstream.capture.network import NetworkSource
+from depthstream.capture.options import CameraOptions
+from depthstream.capture.pacing import PacedSource
+from depthstream.capture.sample import SAMPLE_PATH
+from depthstream.capture.source import Source
+from depthstream.capture.spec import open_source
+from depthstream.stream.config import GeometryConfig, MqttConfig, PublishConfig, RobotConfig
+from depthstream.stream.geometry import Projector
+from depthstream.stream.pipeline import Pipeline, Sink
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.renderer import DepthRenderer
+from depthstream.stream.scene import Scenes
+from depthstream.stream.sinks.depth_mkv import DepthRecorder
+from depthstream.stream.sinks.foxglove_live import FoxgloveServer
+from depthstream.stream.sinks.latest import LatestResult
+from depthstream.stream.sinks.mp4 import Mp4Recorder
+from depthstream.stream.sinks.mqtt import MqttPublisher
+from depthstream.stream.sinks.progress import ProgressBar
+from depthstream.stream.sinks.ros2_mcap import McapRecorder
+from depthstream.stream.sinks.rtsp_publish import RtspPublisher
+from depthstream.stream.sinks.window import WindowDisplay
+from depthstream.web.hub import FrameHub
 from tests.conftest import ROOT
 from tests.test_rtsp import rtsp  # noqa: F401  (the real RTSP server fixture)
 from tests.test_web import serve
-from web.hub import FrameHub
 
 
 def classes_with(folder: str, members: set[str]) -> set[str]:

@@ -14,15 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.camera import CameraSource
-from capture.errors import SourceError
-from capture.file import FileSource
-from capture.source import Frame, SourceStatus
-from capture.spec import open_source
-from stream.frame_queue import FrameQueue
-from stream.pipeline import Pipeline
-from stream.render.normalizer import EmaNormalizer
-from stream.render.renderer import DepthRenderer
+from depthstream.capture.camera import CameraSource
+from depthstream.capture.errors import SourceError
+from depthstream.capture.file import FileSource
+from depthstream.capture.source import Frame, SourceStatus
+from depthstream.capture.spec import open_source
+from depthstream.stream.frame_queue import FrameQueue
+from depthstream.stream.pipeline import Pipeline
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.renderer import DepthRenderer
 from tests.conftest import assert_clean_error, cli_command, run_synthetic
 from tests.media import count_frames, short_clip
 from tests.sinks import CallSink

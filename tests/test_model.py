@@ -11,14 +11,18 @@ import pytest
 import torch
 from timm.layers import Conv2dSame
 
-from capture.image import read_image
-from stream.bench.tolerances import FP32
-from stream.estimator import DepthEstimator
-from stream.model.handle import WeightsHandle
-from stream.model.midas_small import FeatureFusionBlock, MidasSmall
-from stream.runtimes.rewrites import ConvThenUpsample, convolve_before_upsampling, symmetric_padding
-from stream.runtimes.torchscript.trace import cache_path, load_or_trace
-from stream.transform import network_size, to_net_input
+from depthstream.capture.image import read_image
+from depthstream.stream.bench.tolerances import FP32
+from depthstream.stream.estimator import DepthEstimator
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.model.midas_small import FeatureFusionBlock, MidasSmall
+from depthstream.stream.runtimes.rewrites import (
+    ConvThenUpsample,
+    convolve_before_upsampling,
+    symmetric_padding,
+)
+from depthstream.stream.runtimes.torchscript.trace import cache_path, load_or_trace
+from depthstream.stream.transform import network_size, to_net_input
 from tests.conftest import DATA
 
 LOCAL_CASES = sorted(p for p in (DATA / "cases").iterdir() if p.is_dir())

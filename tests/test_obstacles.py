@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.image import read_image
-from stream.calibration import Calibrator, fit, sample_points
-from stream.config import Config, ObstacleConfig, load_config
-from stream.errors import UserError
-from stream.evaluate import find_pairs, read_depth, score
-from stream.obstacles import ObstacleMeter, read_sectors
+from depthstream.capture.image import read_image
+from depthstream.stream.calibration import Calibrator, fit, sample_points
+from depthstream.stream.config import Config, ObstacleConfig, load_config
+from depthstream.stream.errors import UserError
+from depthstream.stream.evaluate import find_pairs, read_depth, score
+from depthstream.stream.obstacles import ObstacleMeter, read_sectors
 from tests.conftest import assert_clean_error, run_synthetic
 from tests.test_web import serve
 
@@ -243,7 +243,7 @@ def test_calibrate_failures_write_nothing(still: Path, tmp_path: Path, points, m
 
 
 def test_python_iterator_yields_readings_and_stops_cleanly() -> None:
-    from stream import obstacle_readings
+    from depthstream import obstacle_readings
 
     readings = obstacle_readings("sample", weights="synthetic")
     first = [next(readings) for _ in range(3)]

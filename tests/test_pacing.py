@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capture.pacing import HOLD_MEMORY, JitterBuffer
+from depthstream.capture.pacing import HOLD_MEMORY, JitterBuffer
 
 FPS = 25.0
 

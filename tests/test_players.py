@@ -20,14 +20,14 @@ import av
 import numpy as np
 import pytest
 
-from capture.file import FileSource
-from capture.options import NetworkOptions
-from capture.sample import SAMPLE_PATH
-from capture.source import Source
-from capture.spec import open_source
-from stream.pipeline import Pipeline
-from stream.render.normalizer import EmaNormalizer
-from stream.render.renderer import DepthRenderer
+from depthstream.capture.file import FileSource
+from depthstream.capture.options import NetworkOptions
+from depthstream.capture.sample import SAMPLE_PATH
+from depthstream.capture.source import Source
+from depthstream.capture.spec import open_source
+from depthstream.stream.pipeline import Pipeline
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.renderer import DepthRenderer
 from tests.conftest import ROOT, require
 from tests.sinks import CallSink
 from tests.tools.rtsp import free_port

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.network import NetworkSource
-from capture.options import NetworkOptions
-from capture.sample import SAMPLE_PATH
-from capture.source import RECONNECTING
-from capture.spec import open_source
-from stream.pipeline import Pipeline
-from stream.render.normalizer import EmaNormalizer
-from stream.render.renderer import DepthRenderer
+from depthstream.capture.network import NetworkSource
+from depthstream.capture.options import NetworkOptions
+from depthstream.capture.sample import SAMPLE_PATH
+from depthstream.capture.source import RECONNECTING
+from depthstream.capture.spec import open_source
+from depthstream.stream.pipeline import Pipeline
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.renderer import DepthRenderer
 from tests.conftest import assert_clean_error, require, run_synthetic
 from tests.sinks import CallSink
 from tests.tools.rtsp import RtspServer, free_port, gst_available, loop_clip

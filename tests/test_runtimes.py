@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.bench.tolerances import FP32, TOLERANCES
-from stream.config import PRECISIONS, ModelConfig, config_from_dict
-from stream.errors import UserError
-from stream.model.handle import WeightsHandle
-from stream.runtimes.base import import_for, uses_bf16
-from stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
-from stream.runtimes.registry import bf16_supported, open_runtime
-from stream.runtimes.torchscript.thread_bound import ThreadBoundRuntime
+from depthstream.stream.bench.tolerances import FP32, TOLERANCES
+from depthstream.stream.config import PRECISIONS, ModelConfig, config_from_dict
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.base import import_for, uses_bf16
+from depthstream.stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
+from depthstream.stream.runtimes.registry import bf16_supported, open_runtime
+from depthstream.stream.runtimes.torchscript.thread_bound import ThreadBoundRuntime
 from tests.conftest import DATA, assert_clean_error, run_synthetic
 
 PATHS = [(b, p) for b, precisions in PRECISIONS.items() for p in precisions]
@@ -115,7 +115,7 @@ def test_int8_activation_ranges_are_the_mean_of_each_frames_range(
     import onnxruntime
     from onnx import numpy_helper
 
-    from stream.runtimes.onnx.quantize import calibration_inputs
+    from depthstream.stream.runtimes.onnx.quantize import calibration_inputs
 
     open_runtime("onnxruntime", "int8-decoder", handle, shared_cache, threads=2).prepare((64, 96))
     model = onnx.load(str(onnx_path(shared_cache, handle.key, (64, 96), "int8-decoder")))
@@ -175,9 +175,9 @@ def test_warm_onnx_paths_never_import_torch(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        from capture.image import read_image
-        from stream.config import load_config
-        from stream.estimator import open_estimator
+        from depthstream.capture.image import read_image
+        from depthstream.stream.config import load_config
+        from depthstream.stream.estimator import open_estimator
         for backend in ("openvino", "onnxruntime"):
             cfg = load_config("{tmp_path}/" + backend + ".toml")
             estimator = open_estimator(cfg.model, "synthetic")
@@ -202,9 +202,9 @@ def test_a_warm_trace_cache_never_builds_the_network(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        from capture.image import read_image
-        from stream.config import Config
-        from stream.estimator import open_estimator
+        from depthstream.capture.image import read_image
+        from depthstream.stream.config import Config
+        from depthstream.stream.estimator import open_estimator
         estimator = open_estimator(Config().model, "synthetic")
         assert estimator(read_image("{image}")).depth.shape == (300, 451)
         print(sorted(m for m in sys.modules if m.split(".")[0] == "timm" or "midas" in m))
@@ -262,7 +262,7 @@ def test_one_thread_opens_prepares_and_runs_the_torch_model(
 ) -> None:
     """Whichever thread calls, the real torch runtime sees only one: the one it was
     opened on (libgomp keeps a worker team per calling thread)."""
-    from stream.runtimes.torchscript.runtime import TorchScriptRuntime
+    from depthstream.stream.runtimes.torchscript.runtime import TorchScriptRuntime
 
     assert isinstance(open_runtime("torch", "fp32", handle, shared_cache), ThreadBoundRuntime)
     seen: list[int] = []

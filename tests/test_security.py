@@ -22,15 +22,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from capture.spec import open_source
-from stream.config import Config, WebConfig
-from stream.pipeline import Pipeline
-from stream.render.normalizer import EmaNormalizer
-from stream.render.renderer import DepthRenderer
+from depthstream.capture.spec import open_source
+from depthstream.stream.config import Config, WebConfig
+from depthstream.stream.pipeline import Pipeline
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.renderer import DepthRenderer
+from depthstream.web.guard import Guard, startup_warning
+from depthstream.web.server import create_app, tls_context
 from tests.test_web import _until, serve
 from tests.webrtc import Viewer, loopback_only
-from web.guard import Guard, startup_warning
-from web.server import create_app, tls_context
 
 JSON = {"Content-Type": "application/json"}
 

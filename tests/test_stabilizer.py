@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.file import FileSource
-from stream.config import Config, TemporalConfig
-from stream.stability import StabilityMeter, measure
-from stream.stabilizer import (
+from depthstream.capture.file import FileSource
+from depthstream.stream.config import Config, TemporalConfig
+from depthstream.stream.stability import StabilityMeter, measure
+from depthstream.stream.stabilizer import (
     FIT_TOLERANCE,
     PASSTHROUGH,
     RESET,
@@ -68,11 +68,11 @@ def flow() -> cv2.DISOpticalFlow:
 @pytest.fixture(scope="module")
 def standin_estimator(synthetic_model, shared, isolated_cache):
     """The bench's stand-in weights: batch norm re-estimated on frames of the shared clips."""
-    from stream.bench.frames import clips, pick_frames, split, square_inputs
-    from stream.bench.standin import reestimate_batchnorm
-    from stream.estimator import DepthEstimator
-    from stream.model.handle import WeightsHandle
-    from stream.runtimes.registry import open_runtime
+    from depthstream.stream.bench.frames import clips, pick_frames, split, square_inputs
+    from depthstream.stream.bench.standin import reestimate_batchnorm
+    from depthstream.stream.estimator import DepthEstimator
+    from depthstream.stream.model.handle import WeightsHandle
+    from depthstream.stream.runtimes.registry import open_runtime
 
     fit, _ = split(pick_frames(clips(shared / "media" / "videos"), 4))
     model = reestimate_batchnorm(synthetic_model, square_inputs(fit, 256))
@@ -415,12 +415,12 @@ def test_the_depth_recording_gives_back_the_depth_and_the_heat_maps_timestamps(
 ) -> None:
     """Uncalibrated: every pixel turns back into the shown depth to within its quantization
     step, through the file's own tags; frames carry the MP4 recording's timestamps."""
-    from capture.spec import open_source
-    from stream.pipeline import Pipeline
-    from stream.render.normalizer import EmaNormalizer
-    from stream.render.renderer import DepthRenderer
-    from stream.sinks.depth_mkv import DepthRecorder
-    from stream.sinks.mp4 import Mp4Recorder
+    from depthstream.capture.spec import open_source
+    from depthstream.stream.pipeline import Pipeline
+    from depthstream.stream.render.normalizer import EmaNormalizer
+    from depthstream.stream.render.renderer import DepthRenderer
+    from depthstream.stream.sinks.depth_mkv import DepthRecorder
+    from depthstream.stream.sinks.mp4 import Mp4Recorder
     from tests.sinks import CallSink
 
     shown: list[np.ndarray] = []

@@ -44,11 +44,16 @@ def imports(path: Path) -> Iterator[tuple[str, bool]]:
         top = id(node) not in nested
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, top
+                yield short(alias.name), top
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module, top
+            yield short(node.module), top
             for alias in node.names:
-                yield f"{node.module}.{alias.name}", top
+                yield short(f"{node.module}.{alias.name}"), top
+
+
+def short(name: str) -> str:
+    """The repository's name for an installed module: ``depthstream.stream.x`` is ``stream.x``."""
+    return name.removeprefix("depthstream.")
 
 
 def package_of(name: str) -> str:
@@ -129,7 +134,10 @@ def test_there_are_no_import_circles() -> None:
 
 
 def test_the_command_line_loads_neither_the_web_stack_nor_the_bench() -> None:
-    script = "import stream.cli, sys; print('aiortc' in sys.modules, 'stream.bench' in sys.modules)"
+    script = (
+        "import depthstream.stream.cli, sys; "
+        "print('aiortc' in sys.modules, 'depthstream.stream.bench' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False False"
@@ -189,7 +197,7 @@ def test_the_docs_the_readme_points_to_exist(name: str) -> None:
 def test_the_performance_page_is_what_the_bench_writes() -> None:
     """Its head and its shortfalls section are the bench's own text, so the page is one
     bench command's output, not hand-written."""
-    from stream.bench.report import HOW_TO_READ
+    from depthstream.stream.bench.report import HOW_TO_READ
 
     page = (ROOT / "docs" / "performance.md").read_text()
     assert page.startswith("# Performance\n\nWritten by the benchmark; regenerate it with:")

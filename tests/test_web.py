@@ -18,18 +18,18 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCRtpReceiver
 
-from capture.spec import open_source
-from stream.assembly import stabilizer_for
-from stream.config import Config, WebConfig
-from stream.pipeline import Pipeline
-from stream.render.normalizer import EmaNormalizer
-from stream.render.renderer import DepthRenderer
-from stream.stabilizer import STATES
+from depthstream.capture.spec import open_source
+from depthstream.stream.assembly import stabilizer_for
+from depthstream.stream.config import Config, WebConfig
+from depthstream.stream.pipeline import Pipeline
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.renderer import DepthRenderer
+from depthstream.stream.stabilizer import STATES
+from depthstream.web.server import create_app
+from depthstream.web.state import STATE
 from tests.conftest import DATA
 from tests.media import read_ply
 from tests.webrtc import Viewer, loopback_only
-from web.server import create_app
-from web.state import STATE
 
 CHELSEA = (DATA / "cases" / "chelsea" / "chelsea.png").read_bytes()
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from stream.config import ModelConfig
-from stream.errors import UserError
-from stream.model.locate import ENV_VAR, WEIGHTS_FILENAME, WeightsChoice, choose_weights
-from stream.model.weights import check_state_dict, load_model, read_state_dict
+from depthstream.stream.config import ModelConfig
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.locate import ENV_VAR, WEIGHTS_FILENAME, WeightsChoice, choose_weights
+from depthstream.stream.model.weights import check_state_dict, load_model, read_state_dict
 from tests.conftest import DATA, assert_clean_error, run_cli, run_synthetic
 
 CHELSEA = DATA / "cases" / "chelsea" / "chelsea.png"

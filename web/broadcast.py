@@ -30,9 +30,9 @@ from typing import Any
 
 import av
 
-from stream.pipeline import Result
-from web.encoder import TIME_BASE, Vp8Encoder
-from web.hub import FrameHub
+from depthstream.stream.pipeline import Result
+from depthstream.web.encoder import TIME_BASE, Vp8Encoder
+from depthstream.web.hub import FrameHub
 
 log = logging.getLogger("depthstream")
 RING = 8

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from stream.config import COLORMAPS, LAYOUTS
-from stream.render.colormap import Colorizer
-from stream.render.renderer import RenderSettings
-from web.limits import json_body
-from web.state import STATE
+from depthstream.stream.config import COLORMAPS, LAYOUTS
+from depthstream.stream.render.colormap import Colorizer
+from depthstream.stream.render.renderer import RenderSettings
+from depthstream.web.limits import json_body
+from depthstream.web.state import STATE
 
 
 def _answer(settings: RenderSettings) -> web.Response:

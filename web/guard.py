@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from stream.config import WebConfig
+from depthstream.stream.config import WebConfig
 
 COOKIE = "depthstream_token"
 CHANGES_STATE = frozenset({"POST", "PUT", "PATCH", "DELETE"})

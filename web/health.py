@@ -6,9 +6,9 @@ import time
 
 from aiohttp import web
 
-from stream.stabilizer import STATES
-from stream.stats import AGE_BUCKETS_MS
-from web.state import STATE, Feed, ServerState
+from depthstream.stream.stabilizer import STATES
+from depthstream.stream.stats import AGE_BUCKETS_MS
+from depthstream.web.state import STATE, Feed, ServerState
 
 
 def _camera(feed: Feed, state: ServerState) -> dict:

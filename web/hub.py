@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from stream.pipeline import Result
+from depthstream.stream.pipeline import Result
 
 
 class FrameHub:

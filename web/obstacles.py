@@ -8,12 +8,12 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from stream import calibration
-from stream.errors import UserError
-from stream.pipeline import Result
-from web.hub import FrameHub
-from web.limits import json_body
-from web.state import STATE, ServerState
+from depthstream.stream import calibration
+from depthstream.stream.errors import UserError
+from depthstream.stream.pipeline import Result
+from depthstream.web.hub import FrameHub
+from depthstream.web.limits import json_body
+from depthstream.web.state import STATE, ServerState
 
 log = logging.getLogger("depthstream")
 

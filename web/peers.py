@@ -19,8 +19,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from web.broadcast import Broadcast
-from web.track import DepthTrack
+from depthstream.web.broadcast import Broadcast
+from depthstream.web.track import DepthTrack
 
 log = logging.getLogger("depthstream")
 VP8 = [

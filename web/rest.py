@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from capture.errors import SourceError
-from capture.image import decode_image, image_dimensions
-from stream.assembly import renderer_for
-from stream.calibration import stored_fit
-from stream.geometry import Projector
-from stream.scene import Scenes
-from web.limits import BODY_RATE, body_timeout, refuse_declared_size
-from web.state import STATE, ServerState
+from depthstream.capture.errors import SourceError
+from depthstream.capture.image import decode_image, image_dimensions
+from depthstream.stream.assembly import renderer_for
+from depthstream.stream.calibration import stored_fit
+from depthstream.stream.geometry import Projector
+from depthstream.stream.scene import Scenes
+from depthstream.web.limits import BODY_RATE, body_timeout, refuse_declared_size
+from depthstream.web.state import STATE, ServerState
 
 FORMATS = ("png", "json", "npy", "ply")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web.limits import SMALL_BODY, json_body, read_body, too_large
-from web.peers import ViewersFull
-from web.state import STATE
+from depthstream.web.limits import SMALL_BODY, json_body, read_body, too_large
+from depthstream.web.peers import ViewersFull
+from depthstream.web.state import STATE
 
 # Media sections an offer may have: a viewer uses video, perhaps audio, a data channel.
 MAX_MEDIA = 4

@@ -18,19 +18,19 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from stream.config import Config, WebConfig
-from stream.errors import UserError
-from stream.pipeline import Pipeline, Result
-from web import controls, health, obstacles, rest, rtc
-from web.broadcast import Broadcast
-from web.connections import ConnectionLimits, GuardedConnection
-from web.encoder import Vp8Encoder
-from web.guard import Guard, startup_warning
-from web.hub import FrameHub
-from web.limits import BODY_RATE, RateLimit, Slots
-from web.loopback import use_loopback_candidates
-from web.peers import Peers
-from web.state import STATE, Feed, ServerState
+from depthstream.stream.config import Config, WebConfig
+from depthstream.stream.errors import UserError
+from depthstream.stream.pipeline import Pipeline, Result
+from depthstream.web import controls, health, obstacles, rest, rtc
+from depthstream.web.broadcast import Broadcast
+from depthstream.web.connections import ConnectionLimits, GuardedConnection
+from depthstream.web.encoder import Vp8Encoder
+from depthstream.web.guard import Guard, startup_warning
+from depthstream.web.hub import FrameHub
+from depthstream.web.limits import BODY_RATE, RateLimit, Slots
+from depthstream.web.loopback import use_loopback_candidates
+from depthstream.web.peers import Peers
+from depthstream.web.state import STATE, Feed, ServerState
 
 log = logging.getLogger("depthstream")
 STATIC = Path(__file__).with_name("static")

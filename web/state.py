@@ -13,12 +13,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from stream.config import Config
-from stream.pipeline import Pipeline
-from web.broadcast import Broadcast
-from web.hub import FrameHub
-from web.limits import RateLimit, Slots
-from web.peers import Peers
+from depthstream.stream.config import Config
+from depthstream.stream.pipeline import Pipeline
+from depthstream.web.broadcast import Broadcast
+from depthstream.web.hub import FrameHub
+from depthstream.web.limits import RateLimit, Slots
+from depthstream.web.peers import Peers
 
 
 @dataclass(frozen=True)

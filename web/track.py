@@ -7,7 +7,7 @@ from collections.abc import Callable
 import av
 from aiortc import MediaStreamTrack
 
-from web.broadcast import Broadcast, Encoded
+from depthstream.web.broadcast import Broadcast, Encoded
 
 
 class DepthTrack(MediaStreamTrack):

@@ -15,7 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stream.bench.pipeline_bench import Launch, cli, finish, free_port, spawn, wait_healthy
+from depthstream.stream.bench.pipeline_bench import (
+    Launch,
+    cli,
+    finish,
+    free_port,
+    spawn,
+    wait_healthy,
+)
 
 
 def _serve(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.model.handle import WeightsHandle
+from depthstream.stream.model.handle import WeightsHandle
 
 
 class EagerRuntime:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from stream.affine import fit_scale_shift
+from depthstream.stream.affine import fit_scale_shift
 
 ABSREL_FLOOR = 0.05
 

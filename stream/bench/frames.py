@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.decode import spread_frames
-from capture.sample import SAMPLE_PATH
-from stream.errors import UserError
-from stream.transform import to_net_input
+from depthstream.capture.decode import spread_frames
+from depthstream.capture.sample import SAMPLE_PATH
+from depthstream.stream.errors import UserError
+from depthstream.stream.transform import to_net_input
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from stream.bench.fidelity import Fidelity, compare
-from stream.bench.worker import EAGER
-from stream.errors import UserError
+from depthstream.stream.bench.fidelity import Fidelity, compare
+from depthstream.stream.bench.worker import EAGER
+from depthstream.stream.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Worker:
         self.path = path
         full = {**spec, "backend": path.backend, "precision": path.precision}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.bench.worker", json.dumps(full)],
+            [sys.executable, "-m", "depthstream.stream.bench.worker", json.dumps(full)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 import torch
 
-from stream.model.locate import WeightsChoice
-from stream.model.weights import load_model
-from stream.runtimes.base import thread_count
-from stream.stats import peak_rss_mb
-from stream.transform import to_net_input
+from depthstream.stream.model.locate import WeightsChoice
+from depthstream.stream.model.weights import load_model
+from depthstream.stream.runtimes.base import thread_count
+from depthstream.stream.stats import peak_rss_mb
+from depthstream.stream.transform import to_net_input
 
 
 def run(clip: str, seconds: float, weights: str, threads: int) -> dict:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.errors import UserError
+from depthstream.stream.errors import UserError
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Launch:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stream.cli", *args]
+    return [sys.executable, "-m", "depthstream", *args]
 
 
 def finish(proc: subprocess.Popen, spawned: float, stats_path: Path, log: Path) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def run_serve(
 
     The viewers' aiortc is imported only here, when a serve run is measured.
     """
-    from stream.bench.viewers import watch
+    from depthstream.stream.bench.viewers import watch
 
     port = free_port()
     config = work / f"serve-{viewers}.toml"
@@ -190,7 +190,7 @@ def naive_run(clip: Path, launch: Launch, seconds: float) -> dict[str, Any]:
         "threads": launch.threads,
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "stream.bench.naive", json.dumps(spec)],
+        [sys.executable, "-m", "depthstream.stream.bench.naive", json.dumps(spec)],
         capture_output=True,
         text=True,
         check=False,

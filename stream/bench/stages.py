@@ -24,16 +24,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from capture.file import FileSource
-from stream.config import Config
-from stream.estimator import UNTRAINED_STAMP, DepthMap
-from stream.pipeline import leave_cores_to_the_model
-from stream.render.overlay import draw_figures
-from stream.render.renderer import DepthRenderer
-from stream.sinks.mp4 import Mp4Recorder
-from stream.stabilizer import Stabilizer
-from stream.stats import cpu_seconds
-from stream.transform import network_size, to_net_input
+from depthstream.capture.file import FileSource
+from depthstream.stream.config import Config
+from depthstream.stream.estimator import UNTRAINED_STAMP, DepthMap
+from depthstream.stream.pipeline import leave_cores_to_the_model
+from depthstream.stream.render.overlay import draw_figures
+from depthstream.stream.render.renderer import DepthRenderer
+from depthstream.stream.sinks.mp4 import Mp4Recorder
+from depthstream.stream.stabilizer import Stabilizer
+from depthstream.stream.stats import cpu_seconds
+from depthstream.stream.transform import network_size, to_net_input
 
 
 def _charge(run: Callable[[], int]) -> dict[str, float]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stream.model.weights import LoadedModel, state_dict_digest
+from depthstream.stream.model.weights import LoadedModel, state_dict_digest
 
 
 def reestimate_batchnorm(loaded: LoadedModel, inputs: Iterable[np.ndarray]) -> LoadedModel:

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from stream.bench.cameras_bench import camera_runs
-from stream.bench.frames import clips, pick_frames, split, square_inputs
-from stream.bench.model_bench import (
+from depthstream.stream.bench.cameras_bench import camera_runs
+from depthstream.stream.bench.frames import clips, pick_frames, split, square_inputs
+from depthstream.stream.bench.model_bench import (
     REFERENCE,
     BenchPath,
     shape_key,
@@ -32,16 +32,22 @@ from stream.bench.model_bench import (
     time_alone,
     time_paths,
 )
-from stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs, stability_run
-from stream.bench.report import camera_section, document, machine, tables, with_camera_section
-from stream.bench.stages import cpu_bound_fps, stage_costs
-from stream.bench.tolerances import DEFAULT_BAR
-from stream.config import PRECISIONS, Config
-from stream.errors import UserError
-from stream.model.locate import choose_weights
-from stream.runtimes.base import uses_bf16
-from stream.runtimes.registry import bf16_supported
-from stream.transform import network_size, to_net_input
+from depthstream.stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs, stability_run
+from depthstream.stream.bench.report import (
+    camera_section,
+    document,
+    machine,
+    tables,
+    with_camera_section,
+)
+from depthstream.stream.bench.stages import cpu_bound_fps, stage_costs
+from depthstream.stream.bench.tolerances import DEFAULT_BAR
+from depthstream.stream.config import PRECISIONS, Config
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.locate import choose_weights
+from depthstream.stream.runtimes.base import uses_bf16
+from depthstream.stream.runtimes.registry import bf16_supported
+from depthstream.stream.transform import network_size, to_net_input
 
 log = logging.getLogger("depthstream")
 RUNTIME_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from stream.bench.eager import EagerRuntime
-from stream.model.handle import WeightsHandle
-from stream.model.locate import WeightsChoice
-from stream.runtimes.base import Runtime, thread_count
-from stream.runtimes.registry import open_runtime
-from stream.stats import cpu_seconds, peak_rss_mb
+from depthstream.stream.bench.eager import EagerRuntime
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.model.locate import WeightsChoice
+from depthstream.stream.runtimes.base import Runtime, thread_count
+from depthstream.stream.runtimes.registry import open_runtime
+from depthstream.stream.stats import cpu_seconds, peak_rss_mb
 
 EAGER = "eager"
 
@@ -32,7 +32,7 @@ def open_handle(spec: dict[str, Any], inputs: dict[str, np.ndarray]) -> WeightsH
     handle = WeightsHandle.of_choice(choice)
     if not spec["standin"]:
         return handle
-    from stream.bench.standin import reestimate_batchnorm
+    from depthstream.stream.bench.standin import reestimate_batchnorm
 
     return WeightsHandle.of_loaded(reestimate_batchnorm(handle.load(), inputs["fit"]))
 

@@ -10,7 +10,7 @@ import argparse
 import shlex
 import sys
 
-from stream.commands.common import config
+from depthstream.stream.commands.common import config
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.bench.suite import BenchOptions, run_bench
+    from depthstream.stream.bench.suite import BenchOptions, run_bench
 
     options = BenchOptions(
         media=args.media,

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.image import read_image
-from stream.assembly import open_pipeline
-from stream.calibration import calibrate, save
-from stream.commands.common import add_stabilize_option, config, config_target
-from stream.config import Config
-from stream.errors import UserError
-from stream.estimator import open_estimator
-from stream.pipeline import Result
-from stream.stabilizer import Anchor, grey_at
+from depthstream.capture.image import read_image
+from depthstream.stream.assembly import open_pipeline
+from depthstream.stream.calibration import calibrate, save
+from depthstream.stream.commands.common import add_stabilize_option, config, config_target
+from depthstream.stream.config import Config
+from depthstream.stream.errors import UserError
+from depthstream.stream.estimator import open_estimator
+from depthstream.stream.pipeline import Result
+from depthstream.stream.stabilizer import Anchor, grey_at
 
 log = logging.getLogger("depthstream")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 
-from stream.assembly import scenes_for
-from stream.config import (
+from depthstream.stream.assembly import scenes_for
+from depthstream.stream.config import (
     COLORMAPS,
     PRECISIONS,
     Config,
@@ -22,12 +22,12 @@ from stream.config import (
     load_config,
     with_overrides,
 )
-from stream.errors import UserError
-from stream.pipeline import Pipeline, Sink
-from stream.stats import RunStats
+from depthstream.stream.errors import UserError
+from depthstream.stream.pipeline import Pipeline, Sink
+from depthstream.stream.stats import RunStats
 
 if TYPE_CHECKING:
-    from stream.sinks.foxglove_live import FoxgloveServer
+    from depthstream.stream.sinks.foxglove_live import FoxgloveServer
 
 log = logging.getLogger("depthstream")
 
@@ -132,8 +132,8 @@ class Outputs:
                         f"robot outputs need the robot extra ({module} is missing): "
                         "pip install 'depthstream[robot]'"
                     )
-        from stream.sinks.mqtt import BrokerAddress
-        from stream.sinks.rtsp_publish import check_publish_url
+        from depthstream.stream.sinks.mqtt import BrokerAddress
+        from depthstream.stream.sinks.rtsp_publish import check_publish_url
 
         publish = args.publish or cfg.publish.url or None
         mqtt = args.mqtt or cfg.mqtt.url or None
@@ -166,12 +166,12 @@ class Outputs:
                 name = "" if camera == "main" else camera
                 sinks += self._robot_sinks(cfg, pipeline.source.fps, name)
             if url:
-                from stream.sinks.rtsp_publish import RtspPublisher, check_publish_url
+                from depthstream.stream.sinks.rtsp_publish import RtspPublisher, check_publish_url
 
                 check_publish_url(url)
                 sinks.append(RtspPublisher(url, pipeline.source.fps, cfg.publish))
             if self.mqtt:
-                from stream.sinks.mqtt import MqttPublisher
+                from depthstream.stream.sinks.mqtt import MqttPublisher
 
                 status = pipeline.source.status
                 sinks.append(MqttPublisher(self.mqtt, camera, lambda: status.state, cfg.mqtt))
@@ -182,8 +182,8 @@ class Outputs:
         return sinks
 
     def _robot_sinks(self, cfg: Config, fps: float, name: str) -> list[Sink]:
-        from stream.sinks.foxglove_live import FoxgloveServer
-        from stream.sinks.ros2_mcap import McapRecorder
+        from depthstream.stream.sinks.foxglove_live import FoxgloveServer
+        from depthstream.stream.sinks.ros2_mcap import McapRecorder
 
         scenes = scenes_for(cfg)
         for gap in scenes.gaps():

@@ -11,16 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from capture.errors import SourceError
-from capture.file import FileSource
-from capture.image import read_image
-from stream.commands.common import config, write_output
-from stream.config import Config
-from stream.errors import UserError
-from stream.estimator import DepthEstimator, open_estimator
-from stream.evaluate import find_pairs, read_depth, score, table
-from stream.stability import StabilityMeter, measure
-from stream.stability import table as stability_table
+from depthstream.capture.errors import SourceError
+from depthstream.capture.file import FileSource
+from depthstream.capture.image import read_image
+from depthstream.stream.commands.common import config, write_output
+from depthstream.stream.config import Config
+from depthstream.stream.errors import UserError
+from depthstream.stream.estimator import DepthEstimator, open_estimator
+from depthstream.stream.evaluate import find_pairs, read_depth, score, table
+from depthstream.stream.stability import StabilityMeter, measure
+from depthstream.stream.stability import table as stability_table
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:

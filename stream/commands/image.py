@@ -10,14 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from capture.errors import SourceError
-from capture.image import read_image
-from stream.assembly import renderer_for, scenes_for
-from stream.commands.common import config, write_output
-from stream.config import LAYOUTS, Config
-from stream.errors import UserError
-from stream.estimator import open_estimator
-from stream.scene import Scenes
+from depthstream.capture.errors import SourceError
+from depthstream.capture.image import read_image
+from depthstream.stream.assembly import renderer_for, scenes_for
+from depthstream.stream.commands.common import config, write_output
+from depthstream.stream.config import LAYOUTS, Config
+from depthstream.stream.errors import UserError
+from depthstream.stream.estimator import open_estimator
+from depthstream.stream.scene import Scenes
 
 log = logging.getLogger("depthstream")
 

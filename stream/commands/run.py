@@ -8,10 +8,10 @@ import signal
 import threading
 from pathlib import Path
 
-from capture.sample import SAMPLE_NAME
-from stream.assembly import open_pipeline, scenes_for
-from stream.calibration import stored_fit
-from stream.commands.common import (
+from depthstream.capture.sample import SAMPLE_NAME
+from depthstream.stream.assembly import open_pipeline, scenes_for
+from depthstream.stream.calibration import stored_fit
+from depthstream.stream.commands.common import (
     Outputs,
     add_network_outputs,
     add_stabilize_option,
@@ -19,13 +19,13 @@ from stream.commands.common import (
     config,
     write_stats,
 )
-from stream.config import LAYOUTS
-from stream.errors import UserError
-from stream.sinks.depth_mkv import DepthRecorder
-from stream.sinks.mp4 import Mp4Recorder
-from stream.sinks.progress import ProgressBar
-from stream.sinks.window import WindowDisplay, check_display
-from stream.stats import format_line
+from depthstream.stream.config import LAYOUTS
+from depthstream.stream.errors import UserError
+from depthstream.stream.sinks.depth_mkv import DepthRecorder
+from depthstream.stream.sinks.mp4 import Mp4Recorder
+from depthstream.stream.sinks.progress import ProgressBar
+from depthstream.stream.sinks.window import WindowDisplay, check_display
+from depthstream.stream.stats import format_line
 
 log = logging.getLogger("depthstream")
 

@@ -12,9 +12,9 @@ import json
 from contextlib import ExitStack
 from pathlib import Path
 
-from capture.sample import SAMPLE_NAME
-from stream.assembly import open_cameras
-from stream.commands.common import (
+from depthstream.capture.sample import SAMPLE_NAME
+from depthstream.stream.assembly import open_cameras
+from depthstream.stream.commands.common import (
     Outputs,
     add_network_outputs,
     add_stabilize_option,
@@ -24,8 +24,8 @@ from stream.commands.common import (
     write_output,
     write_stats,
 )
-from stream.config import LAYOUTS, CameraEntry, Config, check_camera_names
-from stream.errors import UserError
+from depthstream.stream.config import LAYOUTS, CameraEntry, Config, check_camera_names
+from depthstream.stream.errors import UserError
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -72,7 +72,7 @@ def cameras_of(args: argparse.Namespace, cfg: Config) -> list[CameraEntry]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from web.server import serve
+    from depthstream.web.server import serve
 
     cfg = config(args)
     outputs = Outputs.from_args(args, cfg)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from stream.model.locate import WeightsChoice, file_digest
+from depthstream.stream.model.locate import WeightsChoice, file_digest
 
 if TYPE_CHECKING:
-    from stream.model.weights import LoadedModel
+    from depthstream.stream.model.weights import LoadedModel
 
 
 class WeightsHandle:
@@ -33,7 +33,7 @@ class WeightsHandle:
     @classmethod
     def of_choice(cls, choice: WeightsChoice) -> WeightsHandle:
         def load() -> LoadedModel:
-            from stream.model.weights import load_model
+            from depthstream.stream.model.weights import load_model
 
             return load_model(choice)
 

@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.config import ModelConfig
-from stream.errors import UserError
-from stream.model.download import DownloadError, download
+from depthstream.stream.config import ModelConfig
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.download import DownloadError, download
 
 log = logging.getLogger("depthstream")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from stream.errors import UserError
-from stream.model.locate import WeightsChoice
-from stream.model.midas_small import MidasSmall
-from stream.model.synthetic import synthetic_state_dict
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.locate import WeightsChoice
+from depthstream.stream.model.midas_small import MidasSmall
+from depthstream.stream.model.synthetic import synthetic_state_dict
 
 log = logging.getLogger("depthstream")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.config import COLORMAPS
+from depthstream.stream.config import COLORMAPS
 
 # OpenCV's code for each map; gray is the grey ramp itself.
 OPENCV_CODES: dict[str, int | None] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.obstacles import ObstacleReading
+from depthstream.stream.obstacles import ObstacleReading
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

@@ -13,11 +13,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.config import DEPTH_ONLY, LAYOUTS, SIDE_BY_SIDE, NormalizeConfig, RenderConfig
-from stream.estimator import DepthMap
-from stream.render.colormap import Colorizer
-from stream.render.normalizer import EmaNormalizer
-from stream.render.overlay import draw_stamp
+from depthstream.stream.config import (
+    DEPTH_ONLY,
+    LAYOUTS,
+    SIDE_BY_SIDE,
+    NormalizeConfig,
+    RenderConfig,
+)
+from depthstream.stream.estimator import DepthMap
+from depthstream.stream.render.colormap import Colorizer
+from depthstream.stream.render.normalizer import EmaNormalizer
+from depthstream.stream.render.overlay import draw_stamp
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stream.errors import UserError
+from depthstream.stream.errors import UserError
 
 EXTRA_HINT = "pip install 'depthstream[runtimes]'"
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.runtimes.base import Runtime, thread_count
+from depthstream.stream.runtimes.base import Runtime, thread_count
 
 if TYPE_CHECKING:
-    from stream.model.handle import WeightsHandle
+    from depthstream.stream.model.handle import WeightsHandle
 
 
 def bf16_supported(backend: str) -> bool:
     """Whether ``backend`` can run bf16 on this CPU."""
     if backend == "torch":
-        from stream.runtimes.torchscript.runtime import bf16_supported as supported
+        from depthstream.stream.runtimes.torchscript.runtime import bf16_supported as supported
     elif backend == "openvino":
-        from stream.runtimes.onnx.openvino_runtime import bf16_supported as supported
+        from depthstream.stream.runtimes.onnx.openvino_runtime import bf16_supported as supported
     else:
         return False
     return supported()
@@ -33,14 +33,14 @@ def open_runtime(
     """The runtime for ``backend``/``precision`` (validated by the config already)."""
     n = thread_count(threads)
     if backend == "torch":
-        from stream.runtimes.torchscript.runtime import TorchScriptRuntime
-        from stream.runtimes.torchscript.thread_bound import ThreadBoundRuntime
+        from depthstream.stream.runtimes.torchscript.runtime import TorchScriptRuntime
+        from depthstream.stream.runtimes.torchscript.thread_bound import ThreadBoundRuntime
 
         return ThreadBoundRuntime(lambda: TorchScriptRuntime(handle, cache_dir, precision, n))
     if backend == "onnxruntime":
-        from stream.runtimes.onnx.onnx_runtime import OnnxRuntime
+        from depthstream.stream.runtimes.onnx.onnx_runtime import OnnxRuntime
 
         return OnnxRuntime(handle, cache_dir, precision, n)
-    from stream.runtimes.onnx.openvino_runtime import OpenVinoRuntime
+    from depthstream.stream.runtimes.onnx.openvino_runtime import OpenVinoRuntime
 
     return OpenVinoRuntime(handle, cache_dir, precision, n)

@@ -25,7 +25,7 @@ from timm.layers import Conv2dSame
 from torch import nn
 from torch.nn import functional as F
 
-from stream.model.midas_small import FeatureFusionBlock
+from depthstream.stream.model.midas_small import FeatureFusionBlock
 
 
 def _symmetric(conv: nn.Conv2d) -> nn.Conv2d:

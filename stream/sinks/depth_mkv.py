@@ -21,10 +21,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stream.calibration import Fit
-from stream.errors import UserError
-from stream.pipeline import Result
-from stream.sinks.timeline import TIME_BASE, Timeline, finish
+from depthstream.stream.calibration import Fit
+from depthstream.stream.errors import UserError
+from depthstream.stream.pipeline import Result
+from depthstream.stream.sinks.timeline import TIME_BASE, Timeline, finish
 
 MILLIMETRES = "millimetre"
 RELATIVE = "relative inverse depth"

@@ -21,11 +21,11 @@ import numpy as np
 from foxglove import channels
 from foxglove import messages as fm
 
-from stream.config import RobotConfig
-from stream.errors import UserError
-from stream.geometry import OPTICAL_IN_BODY
-from stream.scene import Scene, Scenes
-from stream.sinks.latest import LatestResult
+from depthstream.stream.config import RobotConfig
+from depthstream.stream.errors import UserError
+from depthstream.stream.geometry import OPTICAL_IN_BODY
+from depthstream.stream.scene import Scene, Scenes
+from depthstream.stream.sinks.latest import LatestResult
 
 BACKLOG = 32  # messages per viewer: a few frames' worth
 

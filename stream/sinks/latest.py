@@ -6,8 +6,8 @@ results instead of acting on old ones, and never slows the pipeline.
 
 from __future__ import annotations
 
-from stream.frame_queue import FrameQueue
-from stream.pipeline import Result
+from depthstream.stream.frame_queue import FrameQueue
+from depthstream.stream.pipeline import Result
 
 
 class LatestResult:

@@ -7,9 +7,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stream.errors import UserError
-from stream.pipeline import Result
-from stream.sinks.timeline import TIME_BASE, Timeline, finish
+from depthstream.stream.errors import UserError
+from depthstream.stream.pipeline import Result
+from depthstream.stream.sinks.timeline import TIME_BASE, Timeline, finish
 
 
 class Mp4Recorder:

@@ -24,9 +24,9 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from stream.config import MqttConfig
-from stream.errors import UserError
-from stream.pipeline import Result
+from depthstream.stream.config import MqttConfig
+from depthstream.stream.errors import UserError
+from depthstream.stream.pipeline import Result
 
 log = logging.getLogger("depthstream")
 ONLINE, OFFLINE = "online", "offline"

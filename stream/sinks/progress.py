@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from stream.pipeline import Result
+from depthstream.stream.pipeline import Result
 
 
 class ProgressBar:

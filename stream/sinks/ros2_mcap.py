@@ -30,11 +30,11 @@ from mcap.records import Schema
 from mcap_ros2.writer import Writer
 from rosbags.typesys import Stores, get_typestore
 
-from stream.config import RobotConfig
-from stream.errors import UserError
-from stream.geometry import OPTICAL_IN_BODY, Intrinsics
-from stream.pipeline import Result
-from stream.scene import Scene, Scenes
+from depthstream.stream.config import RobotConfig
+from depthstream.stream.errors import UserError
+from depthstream.stream.geometry import OPTICAL_IN_BODY, Intrinsics
+from depthstream.stream.pipeline import Result
+from depthstream.stream.scene import Scene, Scenes
 
 TYPES = (
     "sensor_msgs/msg/CompressedImage",

@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 import av
 import numpy as np
 
-from capture.network import redact
-from stream.config import PublishConfig
-from stream.errors import UserError
-from stream.frame_queue import FrameQueue
-from stream.pipeline import Result
+from depthstream.capture.network import redact
+from depthstream.stream.config import PublishConfig
+from depthstream.stream.errors import UserError
+from depthstream.stream.frame_queue import FrameQueue
+from depthstream.stream.pipeline import Result
 
 log = logging.getLogger("depthstream")
 TIME_BASE = Fraction(1, 90_000)  # RTP's video clock

@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from capture.source import RECONNECTING
-from stream.config import COLORMAPS
-from stream.errors import UserError
-from stream.pipeline import Pipeline, Result
-from stream.render.overlay import draw_banner
-from stream.scene import Scenes
+from depthstream.capture.source import RECONNECTING
+from depthstream.stream.config import COLORMAPS
+from depthstream.stream.errors import UserError
+from depthstream.stream.pipeline import Pipeline, Result
+from depthstream.stream.render.overlay import draw_banner
+from depthstream.stream.scene import Scenes
 
 log = logging.getLogger("depthstream")
 

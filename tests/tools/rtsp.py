@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from capture.sample import SAMPLE_PATH
+from depthstream.capture.sample import SAMPLE_PATH
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"

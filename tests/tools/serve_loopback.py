@@ -6,8 +6,8 @@ network namespace that would leave none, so this wrapper offers exactly it.
 
 import sys
 
-from stream.cli import main
-from web.loopback import use_loopback_candidates
+from depthstream.stream.cli import main
+from depthstream.web.loopback import use_loopback_candidates
 
 use_loopback_candidates()
 

@@ -8,7 +8,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from stream.bench.pipeline_bench import wait_healthy
+from depthstream.stream.bench.pipeline_bench import wait_healthy
 from tests.conftest import cli_command
 from tests.tools.rtsp import free_port
 

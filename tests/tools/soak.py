@@ -34,9 +34,9 @@ import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from capture.sample import SAMPLE_PATH
+from depthstream.capture.sample import SAMPLE_PATH
+from depthstream.web.loopback import use_loopback_candidates
 from tests.tools.rtsp import RtspServer, free_port, loop_clip
-from web.loopback import use_loopback_candidates
 
 TOKEN = "soak-token"
 SAMPLE_EVERY = 5.0
@@ -117,7 +117,7 @@ class Run:
         args = [
             sys.executable,
             "-m",
-            "stream.cli",
+            "depthstream",
             "serve",
             self.camera.url,
             "--config",

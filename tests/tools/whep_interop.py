@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stream.bench.pipeline_bench import wait_healthy
+from depthstream.stream.bench.pipeline_bench import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST, PORT, TOKEN = "198.18.0.1", 8766, "interop-token"
@@ -42,7 +42,7 @@ def main() -> None:
     args = ["serve", "sample", "--config", str(config), "--weights", "synthetic"]
     with (work / "server.log").open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", *args], stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "depthstream", *args], stdout=log, stderr=subprocess.STDOUT
         )
     base = f"http://{HOST}:{PORT}"
     try:

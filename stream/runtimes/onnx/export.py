@@ -22,9 +22,9 @@ import warnings
 from importlib.metadata import version
 from pathlib import Path
 
-from stream.errors import UserError
-from stream.model.handle import WeightsHandle
-from stream.runtimes.cache_file import write_atomically
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.cache_file import write_atomically
 
 log = logging.getLogger("depthstream")
 OPSET = 17
@@ -50,7 +50,7 @@ def export(handle: WeightsHandle, shape: tuple[int, int], path: Path, rewritten:
     model = handle.load().model.eval()
     if rewritten:
         # Imported here: the rewrites need timm, which a warm start never loads.
-        from stream.runtimes.rewrites import convolve_before_upsampling
+        from depthstream.stream.runtimes.rewrites import convolve_before_upsampling
 
         model = convolve_before_upsampling(model)
     with warnings.catch_warnings(), torch.no_grad():

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from stream.model.handle import WeightsHandle
-from stream.runtimes.onnx.quantize import model_file
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.onnx.quantize import model_file
 
 
 class OnnxFileRuntime(ABC):

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from stream.model.handle import WeightsHandle
-from stream.runtimes.base import import_for
-from stream.runtimes.onnx.export import INPUT_NAME
-from stream.runtimes.onnx.file_runtime import OnnxFileRuntime
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.base import import_for
+from depthstream.stream.runtimes.onnx.export import INPUT_NAME
+from depthstream.stream.runtimes.onnx.file_runtime import OnnxFileRuntime
 
 
 class OnnxRuntime(OnnxFileRuntime):

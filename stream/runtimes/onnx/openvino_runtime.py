@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from stream.errors import UserError
-from stream.model.handle import WeightsHandle
-from stream.runtimes.base import import_for, uses_bf16
-from stream.runtimes.onnx.file_runtime import OnnxFileRuntime
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.base import import_for, uses_bf16
+from depthstream.stream.runtimes.onnx.file_runtime import OnnxFileRuntime
 
 # The decoder's first layers, one 3x3 convolution per encoder stage; the ONNX
 # exporter names ops after the module path (``scratch.layer1_rn`` and so on,

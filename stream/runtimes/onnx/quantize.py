@@ -30,13 +30,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from capture.decode import spread_frames
-from capture.sample import SAMPLE_PATH
-from stream.errors import UserError
-from stream.model.handle import WeightsHandle
-from stream.runtimes.cache_file import write_atomically
-from stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
-from stream.transform import to_net_input
+from depthstream.capture.decode import spread_frames
+from depthstream.capture.sample import SAMPLE_PATH
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.cache_file import write_atomically
+from depthstream.stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
+from depthstream.stream.transform import to_net_input
 
 log = logging.getLogger("depthstream")
 CALIBRATION_FRAMES = 32

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stream.errors import UserError
-from stream.model.handle import WeightsHandle
-from stream.runtimes.base import uses_bf16
-from stream.runtimes.torchscript.trace import example_input, load_or_trace
+from depthstream.stream.errors import UserError
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.base import uses_bf16
+from depthstream.stream.runtimes.torchscript.trace import example_input, load_or_trace
 
 PROFILING_RUNS = 3
 

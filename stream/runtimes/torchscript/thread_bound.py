@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from stream.runtimes.base import Runtime
+from depthstream.stream.runtimes.base import Runtime
 
 
 class ThreadBoundRuntime:

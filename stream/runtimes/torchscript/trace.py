@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stream.model.handle import WeightsHandle
-from stream.runtimes.cache_file import write_atomically
-from stream.runtimes.torchscript.fold import fold_batchnorm
+from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.runtimes.cache_file import write_atomically
+from depthstream.stream.runtimes.torchscript.fold import fold_batchnorm
 
 log = logging.getLogger("depthstream")
 # In every cache file name; raised whenever :func:`trace` builds a different
@@ -71,7 +71,7 @@ def trace(
     """
     # Imported here: the rewrites need timm and the model classes, which a warm start
     # (that only loads the traced file) never imports.
-    from stream.runtimes.rewrites import convolve_before_upsampling, symmetric_padding
+    from depthstream.stream.runtimes.rewrites import convolve_before_upsampling, symmetric_padding
 
     net = convolve_before_upsampling(symmetric_padding(fold_batchnorm(model)))
     net = net.to(memory_format=torch.channels_last)
