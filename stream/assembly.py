@@ -52,9 +52,9 @@ def open_pipeline(
     (else they play at their own pace, as a camera would).  ``obstacles``:
     the obstacle meter reads every frame, with the configured calibration.
     """
+    estimator = open_estimator(cfg.model, weights)
     src = open_source(source, cfg.camera, cfg.network, live_file=not offline, loop=loop)
     try:
-        estimator = open_estimator(cfg.model, weights)
         estimator.warm_up(*src.size)
     except BaseException:
         src.close()

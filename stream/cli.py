@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import NoReturn
 
+from depthstream import __version__
 from depthstream.capture.errors import SourceError
 from depthstream.stream.commands import bench, calibrate, evaluate, image, run, serve
 from depthstream.stream.commands.common import common_options
@@ -31,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
         prog="depthstream", description="Real-time monocular depth (MiDaS v2.1 small) on the CPU."
     )
     top.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    top.add_argument("--version", action="version", version=f"depthstream {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = common_options()
     for command in (run, serve, image, calibrate, evaluate, bench):

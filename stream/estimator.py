@@ -99,19 +99,17 @@ def resize_depth(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def open_estimator(model: ModelConfig, weights: str | None = None) -> DepthEstimator:
-    """Resolve the weights and open the configured runtime; untrained weights are warned
-    about here and stamped on every picture made from them."""
+    """Resolve and check the weights and open the configured runtime; untrained weights are
+    warned about here and stamped on every picture made from them."""
     choice = choose_weights(weights, model)
     if choice.synthetic:
         log.warning(
             "WARNING: using UNTRAINED synthetic weights (from %s); the depth is meaningless",
             choice.origin,
         )
+    handle = WeightsHandle.of_choice(choice)
+    handle.check(model.cache_root())
     runtime = open_runtime(
-        model.backend,
-        model.precision,
-        WeightsHandle.of_choice(choice),
-        model.cache_root(),
-        model.threads,
+        model.backend, model.precision, handle, model.cache_root(), model.threads
     )
     return DepthEstimator(runtime, model.input_size, UNTRAINED_STAMP if choice.synthetic else None)

@@ -25,6 +25,7 @@ import numpy as np
 
 from depthstream.capture.source import Frame, Source
 from depthstream.stream.config import SIDE_BY_SIDE
+from depthstream.stream.errors import UserError
 from depthstream.stream.estimator import DepthEstimator, DepthMap
 from depthstream.stream.frame_queue import FrameQueue
 from depthstream.stream.obstacles import ObstacleReading
@@ -230,6 +231,8 @@ class Pipeline(AbstractContextManager):
             try:
                 step(item)
                 failures = 0
+            except UserError:
+                raise  # an output that cannot be written: no later frame can be either
             except Exception as exc:
                 failures += 1
                 self.stats.record_failure()
@@ -252,7 +255,8 @@ class Pipeline(AbstractContextManager):
         if self.overlay:
             if obstacles is not None:
                 draw_sectors(view, obstacles, rendered.layout == SIDE_BY_SIDE)
-            draw_figures(view, self.stats.recent_fps, inference_ms, age_ms)
+            if self.source.live:  # rate and age mean nothing in a file processed offline
+                draw_figures(view, self.stats.recent_fps, inference_ms, age_ms)
         result = Result(
             frame, depth, view, inference_ms, age_ms, rendered.far, rendered.near, obstacles, state
         )

@@ -161,3 +161,19 @@ def format_line(summary: dict[str, Any]) -> str:
         parts.append(f"smoothed {counts.get('smoothed', 0) / max(sum(counts.values()), 1):.0%}")
     parts.append(f"rss {rss / 1024:.1f} GB" if rss >= 1024 else f"rss {rss:.0f} MB")
     return " | ".join(parts)
+
+
+def closing_lines(summary: dict[str, Any], written: list[str]) -> list[str]:
+    """What a run did, said once at its end: frames, rate, drops, and the files it wrote."""
+    frames, fps = summary["frames_processed"], summary["fps"]
+    seconds = f" in {frames / fps:.1f} s" if fps else ""
+    lines = [
+        f"done: {frames} frames{seconds} ({fps:.1f} fps), {summary['frames_dropped']} dropped"
+        + "".join(
+            f", {summary[key]} {label}"
+            for key, label in (("frames_failed", "failed"), ("reconnects", "reconnects"))
+            if summary[key]
+        )
+    ]
+    lines += [f"wrote {path}" for path in written]
+    return lines

@@ -3,14 +3,16 @@ on the bundled real clip."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from depthstream import DepthFrame, open_depth
+from depthstream import DepthFrame, UserError, open_depth
 from tests.conftest import ROOT
 
 STAGES = ("capture", "inference", "output")
@@ -92,3 +94,38 @@ def test_importing_depthstream_leaves_the_api_unloaded_until_asked() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False True"
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("calibrated", [False, True], ids=["uncalibrated", "calibrated"])
+def test_the_readme_example_runs_as_written(tmp_path: Path, calibrated: bool) -> None:
+    """README's Python block, run from a folder with its config.toml (any sector warns) on
+    the sample instead of a webcam: it says how near the obstacle is, never ``None``."""
+    config = "[obstacles]\nwarn_relative = 0.0\nwarn_metres = 1000.0\n"
+    if calibrated:
+        config += "[calibration]\nscale = 0.02\nshift = 0.1\npoints = []\n"
+    (tmp_path / "config.toml").write_text(config)
+    example = readme_example()
+    code = example.replace('open_depth("0")', 'open_depth("sample")')
+    assert code != example
+    env = {**os.environ, "DEPTHSTREAM_WEIGHTS": "synthetic"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) > 10 and all(line.startswith("stop: obstacle ahead") for line in lines)
+    assert "None" not in proc.stdout
+    unit = " m" if calibrated else "uncalibrated"
+    assert all(line.endswith(unit) for line in lines), lines[:3]
+
+
+def test_a_missing_config_is_one_clear_exception(tmp_path: Path) -> None:
+    """Without config.toml the defaults apply; a named file that is not there raises the
+    package's UserError naming it, before any source opens."""
+    with pytest.raises(UserError, match=r"config: cannot read .*nowhere\.toml"):
+        open_depth("sample", config=tmp_path / "nowhere.toml", weights="synthetic")

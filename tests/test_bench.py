@@ -92,6 +92,14 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report["weights"].startswith("synthetic")
+    # The CPU's features are said before any figure: int8 and bf16 numbers depend on them.
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("depthstream: bench:")]
+    cpu = lines[0]
+    assert cpu.startswith("depthstream: bench: CPU "), lines[:3]
+    flags = set(Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split())
+    vnni = flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+    assert ("int8 dot products yes" in cpu) == bool(vnni)
+    assert ("bf16 yes" in cpu) == bool(flags & {"avx512_bf16", "amx_bf16"})
     assert report["frames"]["clips"] == sorted(report["frames"]["clips"])
     assert "damaged_megamind.avi" not in report["frames"]["clips"]
     clip_key = report["pipeline_clip"]["network_shape"]

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import assert_clean_error, require, run_synthetic
 from tests.tools.rtsp import free_port
-from tests.tools.serving import health, start_serve, stop
+from tests.tools.serving import health, metrics, start_serve, stop
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -24,8 +24,8 @@ class Broker:
     """mosquitto on 127.0.0.1:``port``, without persistence (a restart forgets retained
     messages, so what is retained afterwards was published again)."""
 
-    def __init__(self, work: Path) -> None:
-        self.port = free_port()
+    def __init__(self, work: Path, port: int = 0) -> None:
+        self.port = port or free_port()
         self.conf = work / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
@@ -142,6 +142,34 @@ def test_readings_and_retained_status_arrive_and_survive_a_broker_restart(broker
     assert status["state"] == "offline"
     for listener in listeners:
         listener.close()
+
+
+def test_a_broker_that_is_not_there_is_reported_then_joined(tmp_path) -> None:
+    """Failed attempts are logged with the broker's address and counted in /healthz and
+    /metrics (as the RTSP publisher's are); once the broker comes up the readings arrive."""
+    require(Path(MOSQUITTO).exists(), "mosquitto is not installed")
+    port = free_port()
+    proc, base = start_serve(tmp_path, "--mqtt", f"mqtt://127.0.0.1:{port}/ds")
+    try:
+        deadline = time.monotonic() + 20
+        while health(base)["outputs"]["mqtt"]["failures"] < 2:
+            assert time.monotonic() < deadline, health(base)["outputs"]
+            time.sleep(0.2)
+        status = health(base)["outputs"]["mqtt"]
+        assert status["connected"] is False and status["state"] == "connecting"
+        assert 'depthstream_output_failures_total{camera="main",output="mqtt"}' in metrics(base)
+        (tmp_path / "late").mkdir()
+        broker = Broker(tmp_path / "late", port)
+        listener = Listener(port)
+        try:
+            listener.wait_for("ds/main/obstacles", lambda m, _: True, timeout=60)
+        finally:
+            listener.close()
+            broker.kill()
+    finally:
+        err = stop(proc)
+    assert f"MQTT: cannot connect to 127.0.0.1:{port} (attempt 1); retrying" in err
+    assert f"MQTT: connected to 127.0.0.1:{port}" in err
 
 
 def test_the_last_will_marks_a_killed_process_offline(broker, tmp_path) -> None:

@@ -145,7 +145,14 @@ def test_the_command_line_loads_neither_the_web_stack_nor_the_bench() -> None:
 
 def test_whole_config_is_read_only_where_pipelines_are_assembled() -> None:
     """Below the commands, modules take the sections they use, not the whole Config."""
-    assembling = ("stream/assembly.py", "stream/api.py", "stream/bench/", *COMMAND_LINE, "web/")
+    assembling = (
+        "stream/assembly.py",
+        "stream/outputs.py",
+        "stream/api.py",
+        "stream/bench/",
+        *COMMAND_LINE,
+        "web/",
+    )
     found = [
         rel
         for rel, path in modules()
@@ -187,6 +194,7 @@ def test_readme_is_a_users_document_that_starts_with_the_two_commands() -> None:
         "web.md",
         "reliability.md",
         "deploy.md",
+        "robot.md",
     ],
 )
 def test_the_docs_the_readme_points_to_exist(name: str) -> None:

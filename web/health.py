@@ -68,6 +68,7 @@ OUTPUT_SERIES = {
     "sent": ("counter", "Frames or readings the output sent."),
     "dropped": ("counter", "Frames or readings dropped while the output was busy or away."),
     "reconnects": ("counter", "Times the output's server or broker came back."),
+    "failures": ("counter", "Connection attempts to the output's server or broker that failed."),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from depthstream.stream.stability import columns
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+CPU_FLAGS = ("avx2", "avx512f", "avx_vnni", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
 def machine() -> dict[str, Any]:
@@ -38,6 +38,19 @@ def machine() -> dict[str, Any]:
         "versions": versions,
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def cpu_line(m: dict[str, Any]) -> str:
+    """What the CPU offers the fast paths: int8 gains need VNNI dot products, the bf16
+    paths need bf16 instructions (they refuse to start without)."""
+    flags = set(m["cpu_flags"])
+    vnni = flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+    bf16 = flags & {"avx512_bf16", "amx_bf16"}
+    return (
+        f"CPU {m['cpu']}, {m['cores']} cores; {', '.join(m['cpu_flags']) or 'no AVX2'}: "
+        f"int8 dot products {'yes' if vnni else 'no (int8 gains little)'}, "
+        f"bf16 {'yes' if bf16 else 'no (bf16 paths refuse)'}"
+    )
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

@@ -35,6 +35,7 @@ from depthstream.stream.bench.model_bench import (
 from depthstream.stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs, stability_run
 from depthstream.stream.bench.report import (
     camera_section,
+    cpu_line,
     document,
     machine,
     tables,
@@ -45,6 +46,7 @@ from depthstream.stream.bench.tolerances import DEFAULT_BAR
 from depthstream.stream.config import PRECISIONS, Config
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.locate import choose_weights
+from depthstream.stream.outputs import check_writable
 from depthstream.stream.runtimes.base import uses_bf16
 from depthstream.stream.runtimes.registry import bf16_supported
 from depthstream.stream.transform import network_size, to_net_input
@@ -184,6 +186,10 @@ def run_cameras_only(cfg: Config, weights: str, args: BenchOptions) -> int:
 def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
     """Measure, print the tables, write the JSON (and the Markdown document)."""
     choice = choose_weights(weights_flag, cfg.model)
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path:
+            check_writable(Path(path), flag)
+    log.info("bench: %s", cpu_line(machine()))
     if args.cameras_only:
         return run_cameras_only(cfg, "synthetic" if choice.synthetic else str(choice.path), args)
     if args.rounds < 1 or args.per_round < 1 or args.frames_per_clip < 2:

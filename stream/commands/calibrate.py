@@ -15,6 +15,7 @@ from depthstream.stream.commands.common import add_stabilize_option, config, con
 from depthstream.stream.config import Config
 from depthstream.stream.errors import UserError
 from depthstream.stream.estimator import open_estimator
+from depthstream.stream.outputs import check_writable
 from depthstream.stream.pipeline import Result
 from depthstream.stream.stabilizer import Anchor, grey_at
 
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     target = config_target(args)
     if len(args.point) < 2:
         raise UserError("calibration needs at least 2 --point X,Y,METRES")
+    check_writable(target, "--config")
     radius = cfg.calibration.radius if args.radius is None else args.radius
     maps, anchor = _depth_maps(args.source, cfg, args.weights, max(args.frames, 1))
     if not maps:

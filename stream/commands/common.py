@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 
-from depthstream.stream.assembly import scenes_for
 from depthstream.stream.config import (
     COLORMAPS,
     PRECISIONS,
@@ -23,13 +19,8 @@ from depthstream.stream.config import (
     with_overrides,
 )
 from depthstream.stream.errors import UserError
-from depthstream.stream.pipeline import Pipeline, Sink
+from depthstream.stream.outputs import Outputs
 from depthstream.stream.stats import RunStats
-
-if TYPE_CHECKING:
-    from depthstream.stream.sinks.foxglove_live import FoxgloveServer
-
-log = logging.getLogger("depthstream")
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -109,101 +100,6 @@ def write_stats(path: str | None, summary: dict[str, Any], stats: RunStats) -> N
         write_output(Path(path), lambda p: p.write_text(json.dumps(figures, indent=2)))
 
 
-@dataclass
-class Outputs:
-    """The outputs with a connection or a file of their own a command was asked for: the ROS
-    2 recording and the Foxglove server (they need depthstream[robot]), the RTSP push to a
-    media server and the MQTT broker.  Checked before anything starts, opened once the
-    pipelines exist; the one Foxglove server is opened with the first camera's sinks."""
-
-    mcap: str | None = None
-    foxglove: tuple[str, int] | None = None
-    publish: str | None = None
-    mqtt: str | None = None
-    _foxglove_server: FoxgloveServer | None = field(default=None, init=False, repr=False)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, cfg: Config) -> Outputs:
-        mcap, foxglove = getattr(args, "record_mcap", None), args.foxglove
-        if mcap or foxglove:
-            for module in ("mcap_ros2", "rosbags", "foxglove"):
-                if importlib.util.find_spec(module) is None:
-                    raise UserError(
-                        f"robot outputs need the robot extra ({module} is missing): "
-                        "pip install 'depthstream[robot]'"
-                    )
-        from depthstream.stream.sinks.mqtt import BrokerAddress
-        from depthstream.stream.sinks.rtsp_publish import check_publish_url
-
-        publish = args.publish or cfg.publish.url or None
-        mqtt = args.mqtt or cfg.mqtt.url or None
-        if publish:
-            check_publish_url(publish)
-        if mqtt:
-            BrokerAddress.parse(mqtt)
-        return cls(mcap, parse_address(foxglove) if foxglove else None, publish, mqtt)
-
-    @property
-    def robot(self) -> bool:
-        return bool(self.mcap or self.foxglove)
-
-    @property
-    def readings(self) -> bool:
-        """Whether an output needs the obstacle meter's reading of every frame."""
-        return self.robot or bool(self.mqtt)
-
-    def sinks(
-        self, cfg: Config, pipeline: Pipeline, camera: str = "main", publish: str = ""
-    ) -> list[Sink]:
-        """The sinks for ``camera``, opened (the recording file, the listening server, the
-        connections); ``publish``: the camera's own push URL, else ``{camera}`` in
-        ``--publish`` is its name.  A camera not called "main" has its Foxglove topics
-        under its name."""
-        sinks: list[Sink] = []
-        url = publish or (self.publish or "").replace("{camera}", camera)
-        try:
-            if self.robot:
-                name = "" if camera == "main" else camera
-                sinks += self._robot_sinks(cfg, pipeline.source.fps, name)
-            if url:
-                from depthstream.stream.sinks.rtsp_publish import RtspPublisher, check_publish_url
-
-                check_publish_url(url)
-                sinks.append(RtspPublisher(url, pipeline.source.fps, cfg.publish))
-            if self.mqtt:
-                from depthstream.stream.sinks.mqtt import MqttPublisher
-
-                status = pipeline.source.status
-                sinks.append(MqttPublisher(self.mqtt, camera, lambda: status.state, cfg.mqtt))
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-        return sinks
-
-    def _robot_sinks(self, cfg: Config, fps: float, name: str) -> list[Sink]:
-        from depthstream.stream.sinks.foxglove_live import FoxgloveServer
-        from depthstream.stream.sinks.ros2_mcap import McapRecorder
-
-        scenes = scenes_for(cfg)
-        for gap in scenes.gaps():
-            log.warning("%s%s", f"{name}: " if name else "", gap)
-        sinks: list[Sink] = []
-        if self.foxglove:
-            if self._foxglove_server is None:
-                server = self._foxglove_server = FoxgloveServer(*self.foxglove)
-                log.info("Foxglove: open ws://%s:%d (Open connection)", server.host, server.port)
-            sinks.append(self._foxglove_server.camera(scenes, cfg.robot, name))
-        if self.mcap:
-            try:
-                sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot))
-            except BaseException:
-                for sink in sinks:
-                    sink.close()
-                raise
-        return sinks
-
-
 def add_network_outputs(p: argparse.ArgumentParser) -> None:
     """``--foxglove``, ``--publish`` and ``--mqtt``, the same on ``run`` and ``serve``."""
     p.add_argument(
@@ -224,10 +120,14 @@ def add_network_outputs(p: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_address(spec: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """``PORT`` or ``HOST:PORT`` (``[v6]:PORT``; port 0 = any free one), or a one-line error."""
-    host, sep, port = spec.rpartition(":")
-    host = host.strip("[]") if sep else default_host
-    if not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UserError(f"--foxglove {spec!r}: give PORT or HOST:PORT (port 0..65535)")
-    return host or default_host, int(port)
+def outputs_of(args: argparse.Namespace) -> Outputs:
+    """The outputs named by ``run``'s or ``serve``'s flags (not yet checked)."""
+    return Outputs(
+        record=getattr(args, "record", None),
+        record_depth=getattr(args, "record_depth", None),
+        mcap=getattr(args, "record_mcap", None),
+        foxglove=args.foxglove,
+        publish=args.publish,
+        mqtt=args.mqtt,
+        stats_json=args.stats_json,
+    )

@@ -19,6 +19,7 @@ from depthstream.stream.config import Config
 from depthstream.stream.errors import UserError
 from depthstream.stream.estimator import DepthEstimator, open_estimator
 from depthstream.stream.evaluate import find_pairs, read_depth, score, table
+from depthstream.stream.outputs import check_writable
 from depthstream.stream.stability import StabilityMeter, measure
 from depthstream.stream.stability import table as stability_table
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     if args.frames is not None and args.frames < 2:
         raise UserError("--frames must be at least 2 (stability compares consecutive frames)")
+    check_writable(Path(args.json), "--json")
     report = _videos(args, cfg) if args.video else _rgbd(args, cfg)
     write_output(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=2)))
     return 0

@@ -17,6 +17,7 @@ from depthstream.stream.commands.common import config, write_output
 from depthstream.stream.config import LAYOUTS, Config
 from depthstream.stream.errors import UserError
 from depthstream.stream.estimator import open_estimator
+from depthstream.stream.outputs import check_writable
 from depthstream.stream.scene import Scenes
 
 log = logging.getLogger("depthstream")
@@ -75,6 +76,17 @@ def _scenes(cfg: Config) -> Scenes:
     return scenes
 
 
+def _outputs(args: argparse.Namespace, name: str) -> dict[str, Path | None]:
+    """Where one input's heat map, arrays and point cloud go, by flag (None: not asked)."""
+    out_dir, stem = Path(args.out_dir), Path(name).stem
+    return {
+        "--out": Path(args.out) if args.out else out_dir / f"{stem}_depth.png",
+        "--raw": _target(args.raw, out_dir, f"{stem}_raw.npy"),
+        "--depth": _target(args.depth, out_dir, f"{stem}_depth.npy"),
+        "--ply": _target(args.ply, out_dir, f"{stem}.ply"),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     if len(args.inputs) > 1 and (args.out or args.raw or args.depth or args.ply):
@@ -82,10 +94,14 @@ def run(args: argparse.Namespace) -> int:
             "with several inputs use --out-dir (and --raw/--depth/--ply without a path)"
         )
     scenes = _scenes(cfg) if args.ply is not None else None
-    if not any(Path(name).is_file() for name in args.inputs):
+    inputs = [name for name in args.inputs if Path(name).is_file()]
+    if not inputs:
         raise UserError("none of the inputs exists: " + ", ".join(args.inputs))
+    for name in inputs:
+        for flag, path in _outputs(args, name).items():
+            if path is not None:
+                check_writable(path, flag)
     estimator = open_estimator(cfg.model, args.weights)
-    out_dir = Path(args.out_dir)
     done = 0
     for name in args.inputs:
         try:
@@ -93,23 +109,18 @@ def run(args: argparse.Namespace) -> int:
         except SourceError as exc:
             log.error("skipped: %s", exc)
             continue
-        stem = Path(name).stem
         depth = estimator(rgb)
         # A renderer per image: each still gets its own colour range.
         view = renderer_for(cfg, estimator).render(rgb, depth).image
-        out = Path(args.out) if args.out else out_dir / f"{stem}_depth.png"
-        write_output(out, lambda p, v=view: cv2.imwrite(str(p), v))
-        for target, array in (
-            (_target(args.raw, out_dir, f"{stem}_raw.npy"), depth.raw),
-            (_target(args.depth, out_dir, f"{stem}_depth.npy"), depth.depth),
-        ):
-            if target is not None:
-                write_output(target, lambda p, a=array: np.save(p, a.astype(np.float32)))
+        targets = _outputs(args, name)
+        write_output(targets["--out"], lambda p, v=view: cv2.imwrite(str(p), v))
+        for flag, array in (("--raw", depth.raw), ("--depth", depth.depth)):
+            if targets[flag] is not None:
+                write_output(targets[flag], lambda p, a=array: np.save(p, a.astype(np.float32)))
         if scenes is not None:
             scene = scenes.make(done, time.time(), rgb, depth.depth, scenes.calibration)
-            ply = _target(args.ply, out_dir, f"{stem}.ply")
-            write_output(ply, scene.write_ply)
-        log.info("%s -> %s", name, out)
+            write_output(targets["--ply"], scene.write_ply)
+        log.info("%s -> %s", name, targets["--out"])
         done += 1
     if done == 0:
         raise UserError("no input could be processed")

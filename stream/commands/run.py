@@ -6,26 +6,27 @@ import argparse
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from pathlib import Path
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from depthstream.capture.sample import SAMPLE_NAME
 from depthstream.stream.assembly import open_pipeline, scenes_for
-from depthstream.stream.calibration import stored_fit
 from depthstream.stream.commands.common import (
-    Outputs,
     add_network_outputs,
     add_stabilize_option,
     add_stats_option,
     config,
+    outputs_of,
     write_stats,
 )
 from depthstream.stream.config import LAYOUTS
 from depthstream.stream.errors import UserError
-from depthstream.stream.sinks.depth_mkv import DepthRecorder
-from depthstream.stream.sinks.mp4 import Mp4Recorder
+from depthstream.stream.pipeline import Pipeline
 from depthstream.stream.sinks.progress import ProgressBar
 from depthstream.stream.sinks.window import WindowDisplay, check_display
-from depthstream.stream.stats import format_line
+from depthstream.stream.stats import closing_lines
 
 log = logging.getLogger("depthstream")
 
@@ -96,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     window = args.display == "window"
     if window:
         check_display()
+    outputs = outputs_of(args).checked(cfg)
     recording = bool(args.record or args.record_depth or args.record_mcap)
-    outputs = Outputs.from_args(args, cfg)
     offline = args.mode == "offline" if args.mode else (not window and recording)
     display = WindowDisplay(Path(args.snapshot_dir), scenes_for(cfg)) if window else None
     with open_pipeline(
@@ -110,37 +111,38 @@ def run(args: argparse.Namespace) -> int:
         overlay=not args.no_overlay,
         max_frames=args.frames,
     ) as pipeline:
-        source = pipeline.source
-        if args.record:
-            o = cfg.output
-            pipeline.add_sink(Mp4Recorder(args.record, source.fps, o.crf, o.preset, not offline))
-        if args.record_depth:
-            fit = stored_fit(cfg.calibration)
-            pipeline.add_sink(DepthRecorder(args.record_depth, source.fps, not offline, fit))
         for sink in outputs.sinks(cfg, pipeline):
             pipeline.add_sink(sink)
-        if offline:
-            total = min(filter(None, (source.frame_count, args.frames)), default=None)
-            pipeline.add_sink(ProgressBar(total))
         if display is not None:
             pipeline.add_sink(display)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: pipeline.stop())
-        timer = threading.Timer(args.duration, pipeline.stop) if args.duration else None
-        try:
-            if timer:
-                timer.start()
-            if display is not None:
-                pipeline.start()
-                display.run(pipeline)
-            else:
-                pipeline.run()
-        finally:
-            if timer:
-                timer.cancel()
+        _play(pipeline, args, display, offline)
     summary = pipeline.summary()
-    log.info("%s", format_line(summary))
     write_stats(args.stats_json, summary, pipeline.stats)
+    for line in closing_lines(summary, outputs.written()):
+        log.info("%s", line)
     if summary["frames_processed"] == 0:
         raise UserError(f"{args.source}: no frame could be processed")
     return 0
+
+
+def _play(
+    pipeline: Pipeline, args: argparse.Namespace, display: WindowDisplay | None, offline: bool
+) -> None:
+    """Run until the source ends, the frame or time limit, a signal or the window closes;
+    offline, with a progress bar that log lines print above instead of through."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: pipeline.stop())
+    timer = threading.Timer(args.duration, pipeline.stop) if args.duration else None
+    with ExitStack() as stack:
+        if offline:
+            total = min(filter(None, (pipeline.source.frame_count, args.frames)), default=None)
+            pipeline.add_sink(ProgressBar(total))
+            stack.enter_context(logging_redirect_tqdm())
+        if timer:
+            timer.start()
+            stack.callback(timer.cancel)
+        if display is not None:
+            pipeline.start()
+            display.run(pipeline)
+        else:
+            pipeline.run()

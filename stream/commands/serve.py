@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from contextlib import ExitStack
 from pathlib import Path
 
 from depthstream.capture.sample import SAMPLE_NAME
 from depthstream.stream.assembly import open_cameras
 from depthstream.stream.commands.common import (
-    Outputs,
     add_network_outputs,
     add_stabilize_option,
     add_stats_option,
     config,
     config_target,
+    outputs_of,
     write_output,
     write_stats,
 )
 from depthstream.stream.config import LAYOUTS, CameraEntry, Config, check_camera_names
 from depthstream.stream.errors import UserError
+from depthstream.stream.outputs import check_port
+from depthstream.stream.stats import closing_lines
+
+log = logging.getLogger("depthstream")
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -75,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
     from depthstream.web.server import serve
 
     cfg = config(args)
-    outputs = Outputs.from_args(args, cfg)
+    outputs = outputs_of(args).checked(cfg)
     entries = cameras_of(args, cfg)
     if len(entries) > 1 and outputs.publish and "{camera}" not in outputs.publish:
         raise UserError("with several cameras, --publish needs '{camera}' in its URL")
+    check_port(cfg.web.host, cfg.web.port, "serve")
     pipelines = open_cameras(cfg, entries, weights=args.weights, obstacles=True, overlay=False)
     with ExitStack() as stack:
         for entry in entries:
@@ -101,4 +107,9 @@ def run(args: argparse.Namespace) -> int:
             "first_output_unix": min(filter(None, firsts), default=None),
         }
         write_output(Path(args.stats_json), lambda path: path.write_text(json.dumps(figures)))
+    for name, pipeline in pipelines.items():
+        for line in closing_lines(pipeline.summary(), []):
+            log.info("%s%s", f"{name}: " if len(pipelines) > 1 else "", line)
+    for path in outputs.written():
+        log.info("wrote %s", path)
     return 0

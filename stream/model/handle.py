@@ -7,9 +7,11 @@ the network: the ONNX Runtime and OpenVINO paths then start without torch.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depthstream.stream.model.locate import WeightsChoice, file_digest
@@ -48,6 +50,20 @@ class WeightsHandle:
         if self._key:
             return self._key
         return "synthetic" if self.choice.path is None else file_digest(self.choice.path)
+
+    def check(self, cache_dir: Path) -> None:
+        """Load a weights file not seen before, so that a wrong file is refused before any
+        source opens or model is traced.  A file that loaded once is remembered by digest:
+        a warm ONNX Runtime or OpenVINO start still needs no torch."""
+        if self.choice.path is None:
+            return
+        marker = cache_dir / "checked" / self.key
+        if marker.is_file():
+            return
+        self.load()
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
 
     def load(self) -> LoadedModel:
         with self._lock:

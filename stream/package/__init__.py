@@ -13,6 +13,9 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from depthstream.capture.errors import SourceError
+from depthstream.stream.errors import UserError
+
 _API = ("DepthFrame", "DepthStream", "obstacle_readings", "open_depth")
 
 
@@ -34,4 +37,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'depthstream' has no attribute {name!r}")
 
 
-__all__ = [*_API, "__version__"]
+__all__ = [*_API, "SourceError", "UserError", "__version__"]

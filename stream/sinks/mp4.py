@@ -46,7 +46,14 @@ class Mp4Recorder:
         self.add(result.view, result.frame.captured_at)
 
     def add(self, bgr: np.ndarray, captured_at: float | None = None) -> None:
-        """Append one BGR frame (``captured_at``: its monotonic capture time, when paced)."""
+        """Append one BGR frame (``captured_at``: its monotonic capture time, when paced);
+        a file that cannot be written (gone, disk full) is a one-line error naming it."""
+        try:
+            self._add(bgr, captured_at)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise UserError(f"cannot write {self.path}: {exc}") from None
+
+    def _add(self, bgr: np.ndarray, captured_at: float | None) -> None:
         h, w = (bgr.shape[0] // 2) * 2, (bgr.shape[1] // 2) * 2
         if self._stream is None:
             self._stream = self._container.add_stream(

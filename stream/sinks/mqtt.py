@@ -86,6 +86,7 @@ class MqttPublisher:
         self._lock = threading.Lock()
         self._connected = False
         self._connections = 0
+        self._failures = 0
         self._sent = 0
         self._dropped = 0
         self._last_sent = 0.0
@@ -103,6 +104,7 @@ class MqttPublisher:
         client.max_queued_messages_set(100)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         self._client = client
         client.connect_async(self.address.host, self.address.port, keepalive=cfg.keepalive)
         client.loop_start()
@@ -115,20 +117,34 @@ class MqttPublisher:
 
     def _on_connect(self, client, _userdata, _flags, reason, _properties) -> None:
         if reason.is_failure:
-            log.warning("MQTT broker %s refused: %s", self.address.host, reason)
+            with self._lock:
+                self._failures += 1
+            log.warning("MQTT: broker %s refused: %s; retrying", self._where, reason)
             return
         with self._lock:
             self._connected = True
             self._connections += 1
             self._announced = None  # the status goes out again on every connection
-        log.info("MQTT: connected to %s:%d", self.address.host, self.address.port)
+        log.info("MQTT: connected to %s", self._where)
         self._announce()
+
+    def _on_connect_fail(self, _client, _userdata) -> None:
+        """No connection to the broker (not there, unreachable): said each time, like the RTSP
+        publisher's retries; paho tries again with backoff."""
+        with self._lock:
+            self._failures += 1
+            failures = self._failures
+        log.warning("MQTT: cannot connect to %s (attempt %d); retrying", self._where, failures)
+
+    @property
+    def _where(self) -> str:
+        return f"{self.address.host}:{self.address.port}"
 
     def _on_disconnect(self, _client, _userdata, _flags, reason, _properties) -> None:
         with self._lock:
             was, self._connected = self._connected, False
         if was and not self._stopped.is_set():
-            log.warning("MQTT: lost %s (%s); reconnecting", self.address.host, reason)
+            log.warning("MQTT: lost %s (%s); reconnecting", self._where, reason)
 
     def _announce(self) -> None:
         """Publish the status when the source's state differs from what was last said."""
@@ -168,6 +184,7 @@ class MqttPublisher:
                 "sent": self._sent,
                 "dropped": self._dropped,
                 "reconnects": max(self._connections - 1, 0),
+                "failures": self._failures,
             }
 
     def close(self) -> None:

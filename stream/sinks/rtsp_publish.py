@@ -100,6 +100,7 @@ class RtspPublisher:
         self._state = CONNECTING
         self._sent = 0
         self._reconnects = 0
+        self._failures = 0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publish", daemon=True)
         self._thread.start()
@@ -115,13 +116,17 @@ class RtspPublisher:
                 "sent": self._sent,
                 "dropped": self._slot.dropped,
                 "reconnects": self._reconnects,
+                "failures": self._failures,
             }
 
-    def _set(self, state: str, sent: int = 0, reconnected: bool = False) -> None:
+    def _set(
+        self, state: str, sent: int = 0, reconnected: bool = False, failed: bool = False
+    ) -> None:
         with self._lock:
             self._state = state
             self._sent += sent
             self._reconnects += int(reconnected)
+            self._failures += int(failed)
 
     def close(self) -> None:
         self._stopped.set()
@@ -153,7 +158,7 @@ class RtspPublisher:
                         session = None
                     if not lost:
                         log.warning("publishing to %s failed (%s); retrying", redact(self.url), exc)
-                    self._set(RECONNECTING if self._sent or lost else CONNECTING)
+                    self._set(RECONNECTING if self._sent or lost else CONNECTING, failed=True)
                     lost = lost or self._sent > 0
                     self._stopped.wait(delay)
                     delay = min(delay * 2, self._cfg.reconnect_max)
