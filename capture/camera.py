@@ -79,7 +79,8 @@ class CameraSource:
             self.status.count_corrupt(failures)
             failures = 0
             pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or None
-            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), seq, pts, time.monotonic())
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield Frame(rgb=rgb, seq=seq, pts=pts, captured_at=time.monotonic())
             seq += 1
         self.status.set_state(ENDED)
 

@@ -73,7 +73,7 @@ class FileSource:
                     delay = start + offset + last_pts - time.monotonic()
                     if delay > 0 and self._closed.wait(delay):
                         return
-                yield Frame(rgb, seq, offset + last_pts, time.monotonic())
+                yield Frame(rgb=rgb, seq=seq, pts=offset + last_pts, captured_at=time.monotonic())
                 seq += 1
             if not self.loop or last_pts is None:
                 break

@@ -98,7 +98,7 @@ class NetworkSource:
         while not self._stopped.is_set():
             try:
                 for rgb, pts in decode_rgb(self._container, self.status):
-                    yield Frame(rgb, seq, pts, time.monotonic())
+                    yield Frame(rgb=rgb, seq=seq, pts=pts, captured_at=time.monotonic())
                     seq += 1
                     self.status.set_state(RUNNING)
                     if self._stopped.is_set():

@@ -23,6 +23,14 @@ class CameraOptions:
     cy: float = 0.0
     hfov_deg: float = 0.0
 
+    def check(self) -> None:
+        """A ValueError naming the first value out of range (the settings' loader words it)."""
+        for key, value in (("fx", self.fx), ("fy", self.fy), ("cx", self.cx), ("cy", self.cy)):
+            if value < 0:
+                raise ValueError(f"camera.{key} must be >= 0 (pixels; 0 = unknown)")
+        if not 0 <= self.hfov_deg < 180:
+            raise ValueError("camera.hfov_deg must be in 0..180 degrees (0 = unknown)")
+
 
 @dataclass
 class NetworkOptions:
@@ -36,3 +44,19 @@ class NetworkOptions:
     reconnect_max: float = 10.0
     reconnect_attempts: int = 0
     jitter_buffer: float = 1.5
+
+    def check(self) -> None:
+        """A ValueError naming the first value out of range (the settings' loader words it)."""
+        if self.transport not in ("tcp", "udp"):
+            raise ValueError(f"network.transport must be tcp or udp, got {self.transport!r}")
+        waits = {
+            "open_timeout": self.open_timeout,
+            "read_timeout": self.read_timeout,
+            "reconnect_initial": self.reconnect_initial,
+            "reconnect_max": self.reconnect_max,
+        }
+        for key, value in waits.items():
+            if value <= 0:
+                raise ValueError(f"network.{key} must be > 0")
+        if not 0 <= self.jitter_buffer <= 30:
+            raise ValueError("network.jitter_buffer must be 0..30 seconds")

@@ -19,7 +19,7 @@ ENDED = "ended"
 _WALL_OFFSET = time.time() - time.monotonic()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Frame:
     """One decoded picture.
 

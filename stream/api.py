@@ -25,14 +25,15 @@ import numpy as np
 
 from depthstream.stream.assembly import open_pipeline
 from depthstream.stream.config import load_config
-from depthstream.stream.geometry import LaserScan, PointCloud, Projector
+from depthstream.stream.geometry import LaserScan, PointCloud
 from depthstream.stream.obstacles import ObstacleReading
+from depthstream.stream.outputs import Outputs
 from depthstream.stream.pipeline import Pipeline, Result
 from depthstream.stream.scene import Scenes
 from depthstream.stream.sinks.latest import LatestResult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DepthFrame:
     """One processed frame.
 
@@ -78,7 +79,7 @@ class DepthStream(AbstractContextManager):
             result = self._latest.get(timeout=0.2)
             if result is not None:
                 return _depth_frame(result, self._scenes)
-            if self._pipeline.done.is_set():
+            if self._pipeline.finished():
                 break
         raise StopIteration
 
@@ -95,14 +96,14 @@ def _depth_frame(result: Result, scenes: Scenes) -> DepthFrame:
     """Made in the consumer's thread, so frames it skips cost no conversion."""
     scene = scenes.scene(result)
     return DepthFrame(
-        result.frame.seq,
-        result.frame.wall_time,
-        cv2.cvtColor(result.frame.rgb, cv2.COLOR_RGB2BGR),
-        result.depth.depth,
-        scene.depth if scene.metric else None,
-        scene.obstacles,
-        scene.cloud,
-        scene.scan,
+        seq=result.frame.seq,
+        capture_time=result.frame.wall_time,
+        bgr=cv2.cvtColor(result.frame.rgb, cv2.COLOR_RGB2BGR),
+        inverse_depth=result.depth.resized,
+        metres=scene.depth if scene.metric else None,
+        obstacles=scene.obstacles,
+        points=scene.cloud,
+        scan=scene.scan,
     )
 
 
@@ -112,13 +113,18 @@ def open_depth(
     weights: str | None = None,
     *,
     loop: bool = False,
+    outputs: Outputs | None = None,
 ) -> DepthStream:
     """Start depth on ``source`` (any spec ``depthstream run`` takes) with the config file's
     settings (default: ``$DEPTHSTREAM_CONFIG`` or ``./config.toml``), obstacle readings
-    included, and points and scans when calibrated with known intrinsics."""
+    included, and points and scans when calibrated with known intrinsics.  ``outputs``:
+    what the run also records or sends, as ``depthstream run``'s flags do
+    (``Outputs(mcap="run.mcap", mqtt="mqtt://broker/robot")``), checked before it starts."""
     cfg = load_config(config)
-    pipeline = open_pipeline(cfg, source, weights=weights, loop=loop, obstacles=True, overlay=False)
-    return DepthStream(pipeline, Scenes(Projector(cfg.camera, cfg.geometry)))
+    pipeline = open_pipeline(
+        cfg, source, weights=weights, loop=loop, obstacles=True, overlay=False, outputs=outputs
+    )
+    return DepthStream(pipeline, Scenes.of(cfg.camera, cfg.geometry))
 
 
 def obstacle_readings(

@@ -1,18 +1,18 @@
-"""The one place a pipeline is put together: config + source spec (+ readout), for every
-command and the Python API.  Outputs are added to the returned pipeline as sinks."""
+"""The one place a pipeline is put together, for every command and the Python API: the
+camera's settings (built once), its source, model, renderer, stabilizer, obstacle meter,
+and every output it was asked for (:class:`stream.outputs.Outputs`)."""
 
 from __future__ import annotations
 
 from depthstream.capture.source import Source
 from depthstream.capture.spec import open_source
-from depthstream.stream.calibration import stored_fit
-from depthstream.stream.config import CameraEntry, Config
+from depthstream.stream.config import CameraEntry, CameraSettings, Config
+from depthstream.stream.errors import UserError
 from depthstream.stream.estimator import DepthEstimator, open_estimator
-from depthstream.stream.geometry import Projector
 from depthstream.stream.obstacles import ObstacleMeter
+from depthstream.stream.outputs import Outputs
 from depthstream.stream.pipeline import Pipeline
 from depthstream.stream.render.renderer import DepthRenderer
-from depthstream.stream.scene import Scenes
 from depthstream.stream.stabilizer import Anchor, Stabilizer
 from depthstream.stream.turns import Turns
 
@@ -30,11 +30,6 @@ def stabilizer_for(cfg: Config) -> Stabilizer | None:
     return Stabilizer(cfg.temporal, Anchor.load(anchor) if anchor else None)
 
 
-def scenes_for(cfg: Config) -> Scenes:
-    """3-D views of results with ``[camera]``, ``[geometry]`` and the stored calibration."""
-    return Scenes(Projector(cfg.camera, cfg.geometry), stored_fit(cfg.calibration))
-
-
 def open_pipeline(
     cfg: Config,
     source: str,
@@ -45,13 +40,17 @@ def open_pipeline(
     obstacles: bool = False,
     overlay: bool = True,
     max_frames: int | None = None,
+    outputs: Outputs | None = None,
 ) -> Pipeline:
-    """A pipeline on ``source``, not started yet, with its model built for the source's size.
+    """A pipeline on ``source`` with its outputs open, not started yet, its model built for
+    the source's size.  The outputs and the weights are checked before the source opens.
 
     ``offline``: files are read as fast as they are processed, every frame
     (else they play at their own pace, as a camera would).  ``obstacles``:
     the obstacle meter reads every frame, with the configured calibration.
     """
+    outputs = (outputs or Outputs()).checked(cfg)
+    settings = CameraSettings(name="main", source=source, config=cfg)
     estimator = open_estimator(cfg.model, weights)
     src = open_source(source, cfg.camera, cfg.network, live_file=not offline, loop=loop)
     try:
@@ -59,7 +58,10 @@ def open_pipeline(
     except BaseException:
         src.close()
         raise
-    return _pipeline(cfg, src, estimator, obstacles, overlay, max_frames)
+    readings = obstacles or outputs.readings
+    pipeline = _pipeline(settings, src, estimator, readings, overlay, max_frames=max_frames)
+    _add_outputs([pipeline], outputs)
+    return pipeline
 
 
 def open_cameras(
@@ -69,55 +71,55 @@ def open_cameras(
     weights: str | None = None,
     obstacles: bool = False,
     overlay: bool = True,
+    outputs: Outputs | None = None,
 ) -> dict[str, Pipeline]:
-    """A live pipeline per camera (files loop), not started yet, each with its own settings
-    (:meth:`CameraEntry.settings`), all on one estimator: one set of weights in memory, turns
-    taken first come first served (:mod:`stream.turns`).  With several cameras a network
-    camera that does not answer yet is retried in the background, not an error."""
-    estimator = open_estimator(cfg.model, weights)
+    """A live pipeline per camera (files loop) with its outputs open, not started yet, each
+    with its own settings (built here, once), all on one estimator: one set of weights in
+    memory, turns taken first come first served (:mod:`stream.turns`).  With several
+    cameras a network camera that does not answer yet is retried in the background."""
+    outputs = (outputs or Outputs()).checked(cfg)
     named = len(cameras) > 1
+    if named and outputs.publish and "{camera}" not in outputs.publish:
+        raise UserError("with several cameras, --publish needs '{camera}' in its URL")
+    settings = [entry.settings(cfg, named) for entry in cameras]
+    estimator = open_estimator(cfg.model, weights)
     turns = Turns() if named else None
-    settings = {entry.name: entry.settings(cfg) for entry in cameras}
     sources: list[Source] = []
     try:
-        for entry in cameras:
-            src = open_source(entry.source, cfg.camera, cfg.network, loop=True, wait=named)
+        for own in settings:
+            src = open_source(own.source, cfg.camera, cfg.network, loop=True, wait=named)
             sources.append(src)
             if src.size is not None:
-                estimator.at_size(settings[entry.name].model.input_size).warm_up(*src.size)
+                estimator.at_size(own.config.model.input_size).warm_up(*src.size)
     except BaseException:
         for src in sources:
             src.close()
         raise
-    return {
-        entry.name: _pipeline(
-            settings[entry.name],
-            src,
-            estimator.at_size(settings[entry.name].model.input_size),
-            obstacles,
-            overlay,
-            None,
-            turns,
-            entry.name if named else "",
-        )
-        for entry, src in zip(cameras, sources, strict=True)
+    readings = obstacles or outputs.readings
+    pipelines = {
+        own.name: _pipeline(own, src, estimator, readings, overlay, turns)
+        for own, src in zip(settings, sources, strict=True)
     }
+    _add_outputs(list(pipelines.values()), outputs)
+    return pipelines
 
 
 def _pipeline(
-    cfg: Config,
+    settings: CameraSettings,
     src: Source,
     estimator: DepthEstimator,
     obstacles: bool,
     overlay: bool,
-    max_frames: int | None,
     turns: Turns | None = None,
-    name: str = "",
+    *,
+    max_frames: int | None = None,
 ) -> Pipeline:
+    cfg = settings.config
     return Pipeline(
         src,
-        estimator,
+        estimator.at_size(cfg.model.input_size),
         renderer_for(cfg, estimator),
+        settings=settings,
         queue_size=cfg.pipeline.queue_size,
         max_frames=max_frames,
         overlay=overlay,
@@ -125,5 +127,17 @@ def _pipeline(
         readout=ObstacleMeter.from_config(cfg.obstacles, cfg.calibration) if obstacles else None,
         stabilizer=stabilizer_for(cfg),
         turns=turns,
-        name=name,
     )
+
+
+def _add_outputs(pipelines: list[Pipeline], outputs: Outputs) -> None:
+    """Each pipeline's output sinks, added; if one cannot open, every pipeline is closed
+    (its source and the sinks it has so far)."""
+    try:
+        for pipeline in pipelines:
+            for sink in outputs.sinks(pipeline):
+                pipeline.add_sink(sink)
+    except BaseException:
+        for pipeline in pipelines:
+            pipeline.join()
+        raise

@@ -33,11 +33,25 @@ COLORMAPS = ("inferno", "turbo", "magma", "viridis", "plasma", "jet", "gray")
 DEPTH_ONLY = "depth"
 SIDE_BY_SIDE = "side-by-side"
 LAYOUTS = (DEPTH_ONLY, SIDE_BY_SIDE)
-# Which backend runs which precision (what each is, in docs/runtimes.md).
-PRECISIONS: dict[str, tuple[str, ...]] = {
-    "torch": ("fp32", "bf16", "bf16-decoder"),
-    "onnxruntime": ("fp32", "int8", "int8-decoder"),
-    "openvino": ("fp32", "bf16", "bf16-decoder", "int8", "int8-decoder"),
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A runtime by name: the precisions it offers, the package it imports and the extra
+    that installs it (what each precision is: docs/runtimes.md)."""
+
+    precisions: tuple[str, ...]
+    package: str
+    extra: str = ""
+
+
+# The one table of runtimes: settings, flags, the runtime registry and the bench read it.
+BACKENDS: dict[str, Backend] = {
+    "torch": Backend(("fp32", "bf16", "bf16-decoder"), "torch"),
+    "onnxruntime": Backend(("fp32", "int8", "int8-decoder"), "onnxruntime", "runtimes"),
+    "openvino": Backend(
+        ("fp32", "bf16", "bf16-decoder", "int8", "int8-decoder"), "openvino", "runtimes"
+    ),
 }
 
 
@@ -61,6 +75,22 @@ class ModelConfig:
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
         return Path(base) / "depthstream"
 
+    def check(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"model.backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        offered = BACKENDS[self.backend].precisions
+        if self.precision not in offered:
+            raise ValueError(
+                f"model.precision {self.precision!r} is not available on {self.backend} "
+                f"(choose {', '.join(offered)})"
+            )
+        if self.input_size % 32 or not 64 <= self.input_size <= 1024:
+            raise ValueError(
+                f"model.input_size must be a multiple of 32 in 64..1024, got {self.input_size}"
+            )
+
 
 @dataclass
 class NormalizeConfig:
@@ -69,6 +99,15 @@ class NormalizeConfig:
     low_percentile: float = 2.0
     high_percentile: float = 98.0
     ema: float = 0.1
+
+    def check(self) -> None:
+        if not 0 <= self.low_percentile < self.high_percentile <= 100:
+            raise ValueError(
+                "normalize.low_percentile and normalize.high_percentile must satisfy "
+                f"0 <= low < high <= 100 (got {self.low_percentile}, {self.high_percentile})"
+            )
+        if not 0 < self.ema <= 1:
+            raise ValueError(f"normalize.ema must be in (0, 1], got {self.ema}")
 
 
 @dataclass
@@ -92,6 +131,16 @@ class TemporalConfig:
     pixel_ema: float = 0.4
     depth_tolerance: float = 0.75
 
+    def check(self) -> None:
+        if not 0 < self.static_threshold < 1 or not 0 <= self.cut_static <= self.min_static < 1:
+            raise ValueError(
+                "temporal needs 0 < static_threshold < 1 and 0 <= cut_static <= min_static < 1"
+            )
+        if not 0 < self.pixel_ema <= 1:
+            raise ValueError(f"temporal.pixel_ema must be in (0, 1], got {self.pixel_ema}")
+        if not self.depth_tolerance > 0:
+            raise ValueError(f"temporal.depth_tolerance must be > 0, got {self.depth_tolerance}")
+
 
 @dataclass
 class RenderConfig:
@@ -99,6 +148,14 @@ class RenderConfig:
 
     colormap: str = "inferno"
     layout: str = DEPTH_ONLY
+
+    def check(self) -> None:
+        if self.colormap not in COLORMAPS:
+            raise ValueError(
+                f"render.colormap {self.colormap!r} is not one of {', '.join(COLORMAPS)}"
+            )
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"render.layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
 
 
 @dataclass
@@ -109,12 +166,20 @@ class OutputConfig:
     preset: str = "superfast"
     log_interval: float = 5.0
 
+    def check(self) -> None:
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"output.crf must be in 0..51, got {self.crf}")
+
 
 @dataclass
 class PipelineConfig:
     """Frames waiting between capture and inference (live sources keep the newest)."""
 
     queue_size: int = 1
+
+    def check(self) -> None:
+        if self.queue_size < 1:
+            raise ValueError(f"pipeline.queue_size must be >= 1, got {self.queue_size}")
 
 
 @dataclass
@@ -147,6 +212,28 @@ class WebConfig:
     tls_cert: str = ""
     tls_key: str = ""
 
+    def check(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"web.port must be 1..65535, got {self.port}")
+        if self.max_upload_mb <= 0 or self.max_pixels <= 0:
+            raise ValueError("web.max_upload_mb and web.max_pixels must be > 0")
+        limits = (self.max_viewers, self.max_connecting, self.offers_per_minute, self.offer_burst)
+        limits += (self.max_websockets, self.max_uploads, self.connections_per_address)
+        timeouts = (self.connect_timeout, self.head_timeout, self.idle_timeout)
+        if min((*limits, self.min_body_rate)) < 1 or min(timeouts) <= 0:
+            raise ValueError(
+                "web.max_viewers, max_connecting, offers_per_minute, offer_burst, "
+                "max_websockets, max_uploads, connections_per_address and min_body_rate must "
+                "be >= 1, and web.connect_timeout, head_timeout and idle_timeout > 0"
+            )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("web.tls_cert and web.tls_key go together (both or neither)")
+        if self.bitrate < 10_000 or self.keyframe_interval <= 0:
+            raise ValueError(
+                "web.bitrate must be >= 10000 (bits/s) and web.keyframe_interval > 0 (s), "
+                f"got {self.bitrate} and {self.keyframe_interval}"
+            )
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -170,6 +257,11 @@ class CalibrationConfig:
     refit: bool = False
     refit_ema: float = 0.2
 
+    def check(self) -> None:
+        for i, point in enumerate(self.points):
+            if len(point) != 3 or point[2] <= 0:
+                raise ValueError(f"calibration.points[{i}] must be [x, y, metres > 0]")
+
 
 @dataclass
 class ObstacleConfig:
@@ -181,6 +273,14 @@ class ObstacleConfig:
     percentile: float = 95.0
     warn_metres: float = 1.0
     warn_relative: float = 0.8
+
+    def check(self) -> None:
+        band = 0 <= self.band_top < self.band_bottom <= 1
+        if self.sectors < 1 or not band or not 0 < self.percentile <= 100:
+            raise ValueError(
+                "obstacles needs sectors >= 1, 0 <= band_top < band_bottom <= 1 "
+                "and 0 < percentile <= 100"
+            )
 
 
 @dataclass
@@ -195,6 +295,14 @@ class GeometryConfig:
     scan_bottom: float = 0.55
     range_min: float = 0.1
 
+    def check(self) -> None:
+        rows = 0 <= self.scan_top < self.scan_bottom <= 1
+        if self.stride < 1 or not 0 < self.range_min < self.max_range or not rows:
+            raise ValueError(
+                "geometry needs stride >= 1, 0 < range_min < max_range and "
+                "0 <= scan_top < scan_bottom <= 1"
+            )
+
 
 @dataclass
 class RobotConfig:
@@ -205,6 +313,12 @@ class RobotConfig:
     frame_id: str = "camera_optical_frame"
     scan_frame_id: str = "camera_link"
     jpeg_quality: int = 80
+
+    def check(self) -> None:
+        if not self.frame_id or not self.scan_frame_id or self.frame_id == self.scan_frame_id:
+            raise ValueError("robot needs two different names, frame_id and scan_frame_id")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"robot.jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
 
 @dataclass
@@ -221,6 +335,12 @@ class PublishConfig:
     reconnect_initial: float = 0.5
     reconnect_max: float = 10.0
 
+    def check(self) -> None:
+        if self.bitrate < 10_000 or self.keyframe_interval <= 0 or self.timeout <= 0:
+            raise ValueError("publish needs bitrate >= 10000, keyframe_interval > 0, timeout > 0")
+        if not 0 < self.reconnect_initial <= self.reconnect_max:
+            raise ValueError("publish needs 0 < reconnect_initial <= reconnect_max")
+
 
 @dataclass
 class MqttConfig:
@@ -230,6 +350,10 @@ class MqttConfig:
     url: str = ""
     interval: float = 0.2
     keepalive: int = 30
+
+    def check(self) -> None:
+        if self.interval < 0 or self.keepalive < 5:
+            raise ValueError("mqtt needs interval >= 0 and keepalive >= 5 seconds")
 
 
 @dataclass
@@ -246,16 +370,19 @@ class CameraEntry:
     calibration: CalibrationConfig | None = None
     obstacles: ObstacleConfig | None = None
 
-    def settings(self, cfg: Config) -> Config:
-        """``cfg`` as this camera sees it."""
+    def settings(self, cfg: Config, named: bool = True) -> CameraSettings:
+        """This camera's settings: ``cfg`` as it sees it, with its own sections on top."""
         model = cfg.model
         if self.input_size:
             model = dataclasses.replace(model, input_size=self.input_size)
-        return dataclasses.replace(
+        own = dataclasses.replace(
             cfg,
             model=model,
             calibration=self.calibration or cfg.calibration,
             obstacles=self.obstacles or cfg.obstacles,
+        )
+        return CameraSettings(
+            name=self.name, source=self.source, publish=self.publish, config=own, named=named
         )
 
 
@@ -280,6 +407,30 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     cameras: list[CameraEntry] = field(default_factory=list)
 
+    def check(self) -> None:
+        """Each section checks its own values; the first bad one is a one-line error."""
+        sections = [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cameras"]
+        try:
+            for section in sections:
+                section.check()
+        except ValueError as exc:
+            raise UserError(f"config: {exc}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraSettings:
+    """One camera's settings, built once by the assembly and carried by the camera's
+    pipeline and its web feed: ``config`` is the whole configuration as this camera sees it
+    (its model and input size, calibration, obstacles, temporal, ...), ``publish`` its own
+    RTSP push URL ("" = the global one), ``named`` whether it is one of several (then its
+    logs, topics and URLs carry ``name``)."""
+
+    name: str = "main"
+    source: str = ""
+    config: Config = field(default_factory=lambda: Config())
+    publish: str = ""
+    named: bool = False
+
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:
     if get_origin(expected) is list:
@@ -296,124 +447,6 @@ def _check_type(where: str, value: Any, expected: Any) -> Any:
             f"config: {where} must be {expected.__name__}, got {type(value).__name__} {value!r}"
         )
     return value
-
-
-def _validate(cfg: Config) -> None:
-    n = cfg.normalize
-    if not 0 <= n.low_percentile < n.high_percentile <= 100:
-        raise UserError(
-            "config: normalize.low_percentile and normalize.high_percentile must satisfy "
-            f"0 <= low < high <= 100 (got {n.low_percentile}, {n.high_percentile})"
-        )
-    if not 0 < n.ema <= 1:
-        raise UserError(f"config: normalize.ema must be in (0, 1], got {n.ema}")
-    t = cfg.temporal
-    if not 0 < t.static_threshold < 1 or not 0 <= t.cut_static <= t.min_static < 1:
-        raise UserError(
-            "config: temporal needs 0 < static_threshold < 1 and 0 <= cut_static <= min_static < 1"
-        )
-    if not 0 < t.pixel_ema <= 1:
-        raise UserError(f"config: temporal.pixel_ema must be in (0, 1], got {t.pixel_ema}")
-    if not t.depth_tolerance > 0:
-        raise UserError(f"config: temporal.depth_tolerance must be > 0, got {t.depth_tolerance}")
-    if cfg.render.colormap not in COLORMAPS:
-        raise UserError(
-            f"config: render.colormap {cfg.render.colormap!r} is not one of {', '.join(COLORMAPS)}"
-        )
-    if cfg.render.layout not in LAYOUTS:
-        raise UserError(
-            f"config: render.layout {cfg.render.layout!r} is not one of {', '.join(LAYOUTS)}"
-        )
-    if cfg.model.threads < 0:
-        raise UserError(
-            f"config: model.threads must be >= 0 (0 = all cores), got {cfg.model.threads}"
-        )
-    m = cfg.model
-    if m.backend not in PRECISIONS:
-        raise UserError(
-            f"config: model.backend {m.backend!r} is not one of {', '.join(PRECISIONS)}"
-        )
-    if m.precision not in PRECISIONS[m.backend]:
-        raise UserError(
-            f"config: model.precision {m.precision!r} is not available on {m.backend} "
-            f"(choose {', '.join(PRECISIONS[m.backend])})"
-        )
-    if m.input_size % 32 or not 64 <= m.input_size <= 1024:
-        raise UserError(
-            f"config: model.input_size must be a multiple of 32 in 64..1024, got {m.input_size}"
-        )
-    if not 0 <= cfg.output.crf <= 51:
-        raise UserError(f"config: output.crf must be in 0..51, got {cfg.output.crf}")
-    if cfg.pipeline.queue_size < 1:
-        raise UserError(f"config: pipeline.queue_size must be >= 1, got {cfg.pipeline.queue_size}")
-    if cfg.network.transport not in ("tcp", "udp"):
-        raise UserError(
-            f"config: network.transport must be tcp or udp, got {cfg.network.transport!r}"
-        )
-    for key in ("open_timeout", "read_timeout", "reconnect_initial", "reconnect_max"):
-        if getattr(cfg.network, key) <= 0:
-            raise UserError(f"config: network.{key} must be > 0")
-    for key in ("fx", "fy", "cx", "cy"):
-        if getattr(cfg.camera, key) < 0:
-            raise UserError(f"config: camera.{key} must be >= 0 (pixels; 0 = unknown)")
-    if not 0 <= cfg.camera.hfov_deg < 180:
-        raise UserError("config: camera.hfov_deg must be in 0..180 degrees (0 = unknown)")
-    g = cfg.geometry
-    if (
-        g.stride < 1
-        or not 0 < g.range_min < g.max_range
-        or not 0 <= g.scan_top < g.scan_bottom <= 1
-    ):
-        raise UserError(
-            "config: geometry needs stride >= 1, 0 < range_min < max_range and "
-            "0 <= scan_top < scan_bottom <= 1"
-        )
-    r = cfg.robot
-    if not r.frame_id or not r.scan_frame_id or r.frame_id == r.scan_frame_id:
-        raise UserError("config: robot needs two different names, frame_id and scan_frame_id")
-    if not 1 <= r.jpeg_quality <= 100:
-        raise UserError(f"config: robot.jpeg_quality must be in 1..100, got {r.jpeg_quality}")
-    pub = cfg.publish
-    if pub.bitrate < 10_000 or pub.keyframe_interval <= 0 or pub.timeout <= 0:
-        raise UserError(
-            "config: publish needs bitrate >= 10000, keyframe_interval > 0, timeout > 0"
-        )
-    if not 0 < pub.reconnect_initial <= pub.reconnect_max:
-        raise UserError("config: publish needs 0 < reconnect_initial <= reconnect_max")
-    if cfg.mqtt.interval < 0 or cfg.mqtt.keepalive < 5:
-        raise UserError("config: mqtt needs interval >= 0 and keepalive >= 5 seconds")
-    if not 0 <= cfg.network.jitter_buffer <= 30:
-        raise UserError("config: network.jitter_buffer must be 0..30 seconds")
-    for i, point in enumerate(cfg.calibration.points):
-        if len(point) != 3 or point[2] <= 0:
-            raise UserError(f"config: calibration.points[{i}] must be [x, y, metres > 0]")
-    o = cfg.obstacles
-    if o.sectors < 1 or not 0 <= o.band_top < o.band_bottom <= 1 or not 0 < o.percentile <= 100:
-        raise UserError(
-            "config: obstacles needs sectors >= 1, 0 <= band_top < band_bottom <= 1 "
-            "and 0 < percentile <= 100"
-        )
-    if not 0 <= cfg.web.port < 65536:
-        raise UserError(f"config: web.port must be 1..65535, got {cfg.web.port}")
-    if cfg.web.max_upload_mb <= 0 or cfg.web.max_pixels <= 0:
-        raise UserError("config: web.max_upload_mb and web.max_pixels must be > 0")
-    w = cfg.web
-    limits = (w.max_viewers, w.max_connecting, w.offers_per_minute, w.offer_burst)
-    limits += (w.max_websockets, w.max_uploads, w.connections_per_address, w.min_body_rate)
-    timeouts = (w.connect_timeout, w.head_timeout, w.idle_timeout)
-    if min(limits) < 1 or min(timeouts) <= 0:
-        raise UserError(
-            "config: web.max_viewers, max_connecting, offers_per_minute, offer_burst, "
-            "max_websockets, max_uploads, connections_per_address and min_body_rate must be "
-            ">= 1, and web.connect_timeout, head_timeout and idle_timeout > 0"
-        )
-    if bool(w.tls_cert) != bool(w.tls_key):
-        raise UserError("config: web.tls_cert and web.tls_key go together (both or neither)")
-    if cfg.web.bitrate < 10_000 or cfg.web.keyframe_interval <= 0:
-        raise UserError(
-            "config: web.bitrate must be >= 10000 (bits/s) and web.keyframe_interval > 0 (s), "
-            f"got {cfg.web.bitrate} and {cfg.web.keyframe_interval}"
-        )
 
 
 CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -463,7 +496,7 @@ def _cameras(tables: Any, cfg: Config) -> list[CameraEntry]:
                 base = getattr(cfg, section)
                 values[section] = _overridden(f"{where}.{section}", base, table[section])
         entry = CameraEntry(**values)
-        _validate(entry.settings(cfg))
+        entry.settings(cfg).config.check()
         entries.append(entry)
     check_camera_names([e.name for e in entries])
     return entries
@@ -489,7 +522,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
             values[key] = _check_type(f"{name}.{key}", value, hints[key])
         sections[name] = cls(**values)
     cfg = Config(**sections)
-    _validate(cfg)
+    cfg.check()
     if "cameras" in data:
         cfg = dataclasses.replace(cfg, cameras=_cameras(data["cameras"], cfg))
     return cfg
@@ -532,7 +565,7 @@ def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
         values = {k: v for k, v in values.items() if v is not None}
         changed[name] = dataclasses.replace(getattr(cfg, name), **values)
     out = dataclasses.replace(cfg, **changed)
-    _validate(out)
+    out.check()
     return out
 
 

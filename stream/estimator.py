@@ -25,12 +25,12 @@ log = logging.getLogger("depthstream")
 UNTRAINED_STAMP = "UNTRAINED WEIGHTS"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DepthMap:
     """The network's answer for one image.
 
     ``raw``: float32 at network resolution (bigger = nearer, relative units).
-    ``size``: the image's (height, width).  ``depth``: ``raw`` resized (bicubic)
+    ``size``: the image's (height, width).  ``resized``: ``raw`` resized (bicubic)
     to it, made on first use, so a map replaced before anyone looks (by the
     stabilizer) costs no resize.
     """
@@ -39,7 +39,7 @@ class DepthMap:
     size: tuple[int, int]
 
     @cached_property
-    def depth(self) -> np.ndarray:
+    def resized(self) -> np.ndarray:
         if self.raw.shape == self.size:
             return self.raw
         return resize_depth(self.raw, self.size)
@@ -85,7 +85,7 @@ class DepthEstimator:
 
     def __call__(self, rgb: np.ndarray) -> DepthMap:
         raw = self.raw(to_net_input(rgb, self.input_size))
-        return DepthMap(raw, rgb.shape[:2])
+        return DepthMap(raw=raw, size=rgb.shape[:2])
 
 
 def resize_depth(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:

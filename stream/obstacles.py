@@ -20,7 +20,7 @@ from depthstream.stream.config import CalibrationConfig, ObstacleConfig
 from depthstream.stream.estimator import DepthMap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sector:
     index: int
     x0: float
@@ -31,7 +31,7 @@ class Sector:
     warning: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ObstacleReading:
     """One frame's readout: a sector per column band, nearest obstacle in each, and the
     calibration that gave the metres (None while uncalibrated)."""
@@ -82,8 +82,20 @@ def read_sectors(
             if metres is not None
             else (nearness > options.warn_relative)
         )
-        sectors.append(Sector(i, edges[i] / w, edges[i + 1] / w, near, nearness, metres, warning))
-    return ObstacleReading(frame, capture_time, sectors, calibration)
+        sectors.append(
+            Sector(
+                index=i,
+                x0=edges[i] / w,
+                x1=edges[i + 1] / w,
+                inverse_depth=near,
+                nearness=nearness,
+                metres=metres,
+                warning=warning,
+            )
+        )
+    return ObstacleReading(
+        frame=frame, capture_time=capture_time, sectors=sectors, calibration=calibration
+    )
 
 
 class ObstacleMeter:
@@ -111,5 +123,5 @@ class ObstacleMeter:
         self._calibrator.use(result, points)
 
     def read(self, frame: Frame, depth: DepthMap) -> ObstacleReading:
-        fit = self._calibrator.update(depth.depth)
+        fit = self._calibrator.update(depth.resized)
         return read_sectors(depth.raw, self.options, fit, frame.seq, frame.wall_time)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from depthstream.stream.assembly import scenes_for
 from depthstream.stream.calibration import stored_fit
 from depthstream.stream.config import Config
 from depthstream.stream.errors import UserError
-from depthstream.stream.pipeline import Pipeline, Sink
+from depthstream.stream.pipeline import Pipeline, Sink, SourceInfo
+from depthstream.stream.scene import Scenes
 
 if TYPE_CHECKING:
     from depthstream.stream.sinks.foxglove_live import FoxgloveServer
@@ -147,43 +147,44 @@ class Outputs:
         """Whether an output needs the obstacle meter's reading of every frame."""
         return self.robot or bool(self.mqtt)
 
-    def sinks(
-        self, cfg: Config, pipeline: Pipeline, camera: str = "main", publish: str = ""
-    ) -> list[Sink]:
-        """The sinks for ``camera``, opened (the recording files, the listening server, the
-        connections); ``publish``: the camera's own push URL, else ``{camera}`` in
-        ``publish`` is its name.  A camera not called "main" has its Foxglove topics under
+    def sinks(self, pipeline: Pipeline) -> list[Sink]:
+        """The sinks for the pipeline's camera, opened (the recording files, the listening
+        server, the connections), with its settings: its own push URL, else ``{camera}`` in
+        ``publish`` is its name; a camera not called "main" has its Foxglove topics under
         its name.  Files play at capture times when the source is live."""
+        own = pipeline.settings
+        cfg, camera, source = own.config, own.name, pipeline.source_info()
         sinks: list[Sink] = []
-        url = publish or (self.publish or "").replace("{camera}", camera)
+        url = own.publish or (self.publish or "").replace("{camera}", camera)
         try:
             for flag, path in self.files().items():
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise UserError(f"{flag} {path}: {exc.strerror or exc}") from None
-            sinks += self._file_sinks(cfg, pipeline)
+            sinks += self._file_sinks(cfg, source)
             if self.robot:
                 name = "" if camera == "main" else camera
-                sinks += self._robot_sinks(cfg, pipeline.source.fps, name)
+                sinks += self._robot_sinks(cfg, source.fps, name)
             if url:
                 from depthstream.stream.sinks.rtsp_publish import RtspPublisher, check_publish_url
 
                 check_publish_url(url)
-                sinks.append(RtspPublisher(url, pipeline.source.fps, cfg.publish))
+                sinks.append(RtspPublisher(url, source.fps, cfg.publish))
             if self.mqtt:
                 from depthstream.stream.sinks.mqtt import MqttPublisher
 
-                status = pipeline.source.status
-                sinks.append(MqttPublisher(self.mqtt, camera, lambda: status.state, cfg.mqtt))
+                sinks.append(
+                    MqttPublisher(self.mqtt, camera, lambda: pipeline.status().source, cfg.mqtt)
+                )
         except BaseException:
             for sink in sinks:
                 sink.close()
             raise
         return sinks
 
-    def _file_sinks(self, cfg: Config, pipeline: Pipeline) -> list[Sink]:
-        fps, paced = pipeline.source.fps, pipeline.source.live
+    def _file_sinks(self, cfg: Config, source: SourceInfo) -> list[Sink]:
+        fps, paced = source.fps, source.live
         sinks: list[Sink] = []
         if self.record:
             from depthstream.stream.sinks.mp4 import Mp4Recorder
@@ -201,7 +202,7 @@ class Outputs:
         from depthstream.stream.sinks.foxglove_live import FoxgloveServer
         from depthstream.stream.sinks.ros2_mcap import McapRecorder
 
-        scenes = scenes_for(cfg)
+        scenes = Scenes.of(cfg.camera, cfg.geometry, cfg.calibration)
         for gap in scenes.gaps():
             log.warning("%s%s", f"{name}: " if name else "", gap)
         sinks: list[Sink] = []

@@ -16,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depthstream.stream.calibration import Fit
+from depthstream.capture.options import CameraOptions
+from depthstream.stream.calibration import Fit, stored_fit
+from depthstream.stream.config import CalibrationConfig, GeometryConfig
 from depthstream.stream.geometry import Intrinsics, LaserScan, PointCloud, Projector, ply_bytes
 from depthstream.stream.obstacles import ObstacleReading
 from depthstream.stream.pipeline import Result
@@ -93,6 +95,19 @@ class Scenes:
         self.projector = projector
         self.calibration = calibration
 
+    @classmethod
+    def of(
+        cls,
+        camera: CameraOptions,
+        geometry: GeometryConfig,
+        calibration: CalibrationConfig | Fit | None = None,
+    ) -> Scenes:
+        """Scenes with ``[camera]``'s lens, ``[geometry]``, and a calibration: a live fit, or
+        the one a ``[calibration]`` section stores."""
+        if isinstance(calibration, CalibrationConfig):
+            calibration = stored_fit(calibration)
+        return cls(Projector(camera, geometry), calibration)
+
     def gaps(self) -> list[str]:
         """What the 3-D outputs will lack or only approximate, in words for the log."""
         said = []
@@ -111,7 +126,7 @@ class Scenes:
             result.frame.seq,
             result.frame.wall_time,
             result.frame.rgb,
-            result.depth.depth,
+            result.depth.resized,
             fit,
             reading,
         )

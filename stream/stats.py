@@ -7,6 +7,7 @@ import resource
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,81 +54,115 @@ def _summary(values: deque[float]) -> dict[str, float | None]:
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class StatsSnapshot:
+    """A run's figures at one moment: counts, the recent rate, the wall-clock time of the
+    first output, the most recent per-frame timings and the frame-age histogram
+    (:data:`AGE_BUCKETS_MS`, cumulative as Prometheus counts them)."""
+
+    frames_processed: int
+    recent_fps: float
+    first_output_unix: float | None
+    inference_ms: tuple[float, ...]
+    frame_age_ms: tuple[float, ...]
+    age_buckets: tuple[int, ...]
+    age_sum_ms: float
+
+
 class RunStats:
     """Collects per-frame timings (the most recent :data:`SAMPLES` of each)."""
 
     def __init__(self) -> None:
-        self.frames_processed = 0
-        self.frames_failed = 0
-        self.inference_ms: deque[float] = deque(maxlen=SAMPLES)
-        self.frame_age_ms: deque[float] = deque(maxlen=SAMPLES)
-        self.source_delay_ms: deque[float] = deque(maxlen=SAMPLES)
+        self._frames_processed = 0
+        self._frames_failed = 0
+        self._inference_ms: deque[float] = deque(maxlen=SAMPLES)
+        self._frame_age_ms: deque[float] = deque(maxlen=SAMPLES)
+        self._source_delay_ms: deque[float] = deque(maxlen=SAMPLES)
         self._first: float | None = None
-        self.first_output_unix: float | None = None
+        self._first_output_unix: float | None = None
         self._last: float | None = None
         self._recent: deque[float] = deque(maxlen=30)
-        self.age_buckets = [0] * len(AGE_BUCKETS_MS)
-        self.age_sum_ms = 0.0
-        self.stabilizer: dict[str, int] = {}
+        self._age_buckets = [0] * len(AGE_BUCKETS_MS)
+        self._age_sum_ms = 0.0
+        self._stabilizer: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def record(self, inference_ms: float, age_ms: float, source_delay_ms: float = 0.0) -> None:
+    def record(self, inference_ms: float, age_ms: float, source_delay_ms: float = 0.0) -> int:
+        """Count one processed frame; returns how many there have been."""
         now = time.monotonic()
         with self._lock:
-            self.frames_processed += 1
-            self.inference_ms.append(inference_ms)
-            self.frame_age_ms.append(age_ms)
-            self.source_delay_ms.append(source_delay_ms)
-            self.age_sum_ms += age_ms
+            self._frames_processed += 1
+            self._inference_ms.append(inference_ms)
+            self._frame_age_ms.append(age_ms)
+            self._source_delay_ms.append(source_delay_ms)
+            self._age_sum_ms += age_ms
             for i, bound in enumerate(AGE_BUCKETS_MS):
                 if age_ms <= bound:
-                    self.age_buckets[i] += 1
+                    self._age_buckets[i] += 1
             if self._first is None:
                 self._first = now
-                self.first_output_unix = time.time()
+                self._first_output_unix = time.time()
             self._last = now
             self._recent.append(now)
+            return self._frames_processed
 
     def record_failure(self) -> None:
         """A frame the model or the renderer could not process (not the source's fault)."""
         with self._lock:
-            self.frames_failed += 1
+            self._frames_failed += 1
 
     def record_stabilizer(self, state: str) -> None:
         """How the stabilizer treated a frame (smoothed, passthrough or reset)."""
         with self._lock:
-            self.stabilizer[state] = self.stabilizer.get(state, 0) + 1
+            self._stabilizer[state] = self._stabilizer.get(state, 0) + 1
 
-    @property
-    def fps(self) -> float:
-        """Processed frames per second over the whole run."""
+    def _fps(self) -> float:
+        """Processed frames per second over the whole run (lock held)."""
         if self._first is None or self._last is None or self._last <= self._first:
             return 0.0
-        return (self.frames_processed - 1) / (self._last - self._first)
+        return (self._frames_processed - 1) / (self._last - self._first)
+
+    def _recent_fps(self) -> float:
+        """Frames per second over the last 30 frames (lock held)."""
+        if len(self._recent) < 2:
+            return 0.0
+        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-9)
 
     @property
     def recent_fps(self) -> float:
         """Frames per second over the last 30 frames, for the overlay."""
         with self._lock:
-            if len(self._recent) < 2:
-                return 0.0
-            return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-9)
+            return self._recent_fps()
+
+    def snapshot(self) -> StatsSnapshot:
+        """The figures as they are now, copied under the lock (safe from any thread)."""
+        with self._lock:
+            return StatsSnapshot(
+                frames_processed=self._frames_processed,
+                recent_fps=self._recent_fps(),
+                first_output_unix=self._first_output_unix,
+                inference_ms=tuple(self._inference_ms),
+                frame_age_ms=tuple(self._frame_age_ms),
+                age_buckets=tuple(self._age_buckets),
+                age_sum_ms=self._age_sum_ms,
+            )
 
     def summary(self, captured: int, dropped: int, reconnects: int, corrupt: int) -> dict[str, Any]:
         with self._lock:
             return {
                 "frames_captured": captured,
-                "frames_processed": self.frames_processed,
+                "frames_processed": self._frames_processed,
                 "frames_dropped": dropped,
                 "frames_corrupt": corrupt,
-                "frames_failed": self.frames_failed,
-                "fps": round(self.fps, 2),
-                "inference_ms": _summary(self.inference_ms),
-                "frame_age_ms": _summary(self.frame_age_ms),
-                "source_delay_ms": _summary(self.source_delay_ms),
+                "frames_failed": self._frames_failed,
+                "fps": round(self._fps(), 2),
+                "inference_ms": _summary(self._inference_ms),
+                "frame_age_ms": _summary(self._frame_age_ms),
+                "source_delay_ms": _summary(self._source_delay_ms),
                 "reconnects": reconnects,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
-                **({"stabilizer": dict(self.stabilizer)} if self.stabilizer else {}),
+                "first_output_unix": self._first_output_unix,
+                **({"stabilizer": dict(self._stabilizer)} if self._stabilizer else {}),
             }
 
 

@@ -48,9 +48,9 @@ def clip_results(count: int) -> list[Result]:
     empty = np.zeros((1, 1), np.float32)
     return [
         Result(
-            Frame(rgb, i, None, time.monotonic()),
-            DepthMap(empty, empty.shape),
-            rgb[..., ::-1],
+            frame=Frame(rgb=rgb, seq=i, pts=None, captured_at=time.monotonic()),
+            depth=DepthMap(raw=empty, size=empty.shape),
+            view=rgb[..., ::-1],
             inference_ms=0,
             age_ms=0,
             far=0,

@@ -4,24 +4,28 @@ on each camera's WHEP URL, one camera killed and brought back while the other go
 from __future__ import annotations
 
 import asyncio
+import io
 import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from depthstream.stream import calibration
+from depthstream.capture.image import read_image
+from depthstream.stream import assembly, calibration
 from depthstream.stream.assembly import open_cameras
 from depthstream.stream.calibration import sample_points
-from depthstream.stream.config import load_config
+from depthstream.stream.config import ModelConfig, load_config
 from depthstream.stream.errors import UserError
+from depthstream.stream.estimator import open_estimator
 from depthstream.stream.sinks.latest import LatestResult
 from depthstream.web.server import create_app
 from depthstream.web.state import STATE
-from tests.conftest import assert_clean_error, require, run_synthetic
+from tests.conftest import DATA, assert_clean_error, require, run_synthetic
 from tests.tools.rtsp import RtspServer, free_port, gst_available, loop_clip
 from tests.tools.serving import frames_processed, health, metrics, start_serve, stop
 from tests.webrtc import Viewer, loopback_only
@@ -194,7 +198,9 @@ def test_bad_camera_lists_are_one_line_errors(tmp_path: Path, args, message: str
     assert message in assert_clean_error(proc)
 
 
-def test_each_camera_runs_its_own_settings_on_the_one_model(tmp_path: Path) -> None:
+def test_each_camera_runs_its_own_settings_on_the_one_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "c.toml").write_text(
         "[calibration]\nscale = 0.02\nshift = 0.1\n"
         '[[cameras]]\nname = "near"\nsource = "sample"\ninput_size = 128\n'
@@ -202,13 +208,19 @@ def test_each_camera_runs_its_own_settings_on_the_one_model(tmp_path: Path) -> N
         '[[cameras]]\nname = "far"\nsource = "sample"\n'
     )
     cfg = load_config(tmp_path / "c.toml")
+    opened = []
+    real_open = assembly.open_estimator
+    monkeypatch.setattr(
+        assembly, "open_estimator", lambda *a, **k: opened.append(1) or real_open(*a, **k)
+    )
     pipelines = open_cameras(cfg, cfg.cameras, weights="synthetic", obstacles=True)
     near, far = pipelines["near"], pipelines["far"]
     try:
-        assert near.estimator.runtime is far.estimator.runtime  # one set of weights
-        assert (near.estimator.input_size, far.estimator.input_size) == (128, 256)
-        assert near.turns is far.turns is not None
-        assert near.readout.calibration.scale == 0.05 and far.readout.calibration.scale == 0.02
+        assert len(opened) == 1  # one set of weights for both
+        assert (near.settings.name, near.settings.named) == ("near", True)
+        sizes = (near.settings.config.model.input_size, far.settings.config.model.input_size)
+        assert sizes == (128, 256)
+        assert near.calibration().scale == 0.05 and far.calibration().scale == 0.02
         readings = {}
         for name, pipeline in pipelines.items():
             latest = LatestResult()
@@ -217,6 +229,8 @@ def test_each_camera_runs_its_own_settings_on_the_one_model(tmp_path: Path) -> N
             readings[name] = latest
         got = {name: latest.get(timeout=60) for name, latest in readings.items()}
         assert len(got["near"].obstacles.sectors) == 3 and len(got["far"].obstacles.sectors) == 5
+        # Each at its own network size (the sample is 640x272).
+        assert got["near"].depth.raw.shape[1] == 128 and got["far"].depth.raw.shape[1] == 256
     finally:
         for pipeline in pipelines.values():
             pipeline.join()
@@ -241,7 +255,7 @@ def test_the_page_calibrates_each_camera_into_its_own_config_entry(tmp_path: Pat
             while far.hub.latest is None:
                 assert time.monotonic() < deadline, "no frame from the far camera"
                 await asyncio.sleep(0.2)
-            values = sample_points(far.hub.latest.depth.depth, [(50, 50), (600, 200)], 2)
+            values = sample_points(far.hub.latest.depth.resized, [(50, 50), (600, 200)], 2)
             points = [
                 [50, 50, 1 / (0.01 * values[0] + 0.1)],
                 [600, 200, 1 / (0.01 * values[1] + 0.1)],
@@ -249,8 +263,8 @@ def test_the_page_calibrates_each_camera_into_its_own_config_entry(tmp_path: Pat
             reply = await client.post("/api/calibration", json={"points": points, "camera": "far"})
             answer = await reply.json()
             assert reply.status == 200 and answer["saved_to"] == str(path), answer
-            assert far.pipeline.readout.calibration.scale == pytest.approx(answer["scale"])
-            assert app[STATE].feed("near").pipeline.readout.calibration is None
+            assert far.pipeline.calibration().scale == pytest.approx(answer["scale"])
+            assert app[STATE].feed("near").pipeline.calibration() is None
             return answer
 
     answer = asyncio.run(main())
@@ -262,3 +276,39 @@ def test_the_page_calibrates_each_camera_into_its_own_config_entry(tmp_path: Pat
     with pytest.raises(UserError, match="no \\[\\[cameras\\]\\] entry"):
         fit = calibration.Fit(1.0, 0.0, 0.0, 2, 0)
         calibration.save(path, saved.calibration, [], 2, fit, camera="gate")
+
+
+def test_rest_depth_uses_the_named_cameras_model_and_calibration(tmp_path: Path) -> None:
+    """``POST /api/depth?camera=NAME``: that camera's network size and its calibration (a
+    point cloud for the calibrated one, a 409 for the other), not the first camera's."""
+    (tmp_path / "c.toml").write_text(
+        "[camera]\nhfov_deg = 60.0\n"
+        '[[cameras]]\nname = "near"\nsource = "sample"\ninput_size = 128\n'
+        "[cameras.calibration]\nscale = 0.02\nshift = 0.1\n"
+        '[[cameras]]\nname = "far"\nsource = "sample"\n'
+    )
+    cfg = load_config(tmp_path / "c.toml")
+    pipelines = open_cameras(cfg, cfg.cameras, weights="synthetic", obstacles=True, overlay=False)
+    image = (DATA / "cases" / "chelsea" / "chelsea.png").read_bytes()
+    rgb = read_image(str(DATA / "cases" / "chelsea" / "chelsea.png"))
+    own = {
+        size: open_estimator(ModelConfig(input_size=size), "synthetic")(rgb).resized
+        for size in (128, 256)
+    }
+
+    async def post(client: TestClient, query: str) -> aiohttp.ClientResponse:
+        return await client.post(f"/api/depth?{query}", data={"image": io.BytesIO(image)})
+
+    async def main() -> None:
+        app = create_app(pipelines, cfg, None)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            for name, size in (("near", 128), ("far", 256)):
+                reply = await post(client, f"camera={name}&format=npy")
+                assert reply.status == 200
+                depth = np.load(io.BytesIO(await reply.read()))
+                np.testing.assert_allclose(depth, own[size], rtol=1e-5, atol=1e-6)
+            assert (await post(client, "camera=near&format=ply")).status == 200
+            refused = await post(client, "camera=far&format=ply")
+            assert refused.status == 409 and "calibrate first" in (await refused.json())["error"]
+
+    asyncio.run(main())

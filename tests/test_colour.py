@@ -105,12 +105,12 @@ def test_untrained_stamp_is_drawn_in_red() -> None:
     rgb = np.zeros((240, 320, 3), np.uint8)
     plain = (
         DepthRenderer(EmaNormalizer(), "gray")
-        .render(rgb, DepthMap(depth, depth.shape))
+        .render(rgb, DepthMap(raw=depth, size=depth.shape))
         .image.copy()
     )
     stamped = (
         DepthRenderer(EmaNormalizer(), "gray", stamp=UNTRAINED_STAMP)
-        .render(rgb, DepthMap(depth, depth.shape))
+        .render(rgb, DepthMap(raw=depth, size=depth.shape))
         .image
     )
     changed = np.any(plain != stamped, axis=2)
@@ -124,7 +124,7 @@ def test_side_by_side_puts_the_original_left() -> None:
     depth = np.ones((10, 12), np.float32)
     view = (
         DepthRenderer(EmaNormalizer(), "inferno", "side-by-side")
-        .render(rgb, DepthMap(depth, depth.shape))
+        .render(rgb, DepthMap(raw=depth, size=depth.shape))
         .image
     )
     assert view.shape == (10, 24, 3)

@@ -103,7 +103,13 @@ def test_cameras_take_their_own_settings_over_the_global_ones(tmp_path: Path) ->
     cfg = load_config(path)
     door, yard = cfg.cameras
     assert (door.name, door.source, door.publish) == ("door", "rtsp://10.0.0.2/s", "")
-    d, y = door.settings(cfg), yard.settings(cfg)
+    door_settings, yard_settings = door.settings(cfg), yard.settings(cfg)
+    assert (door_settings.name, door_settings.named, yard_settings.publish) == (
+        "door",
+        True,
+        "rtsp://mtx:8554/yard",
+    )
+    d, y = door_settings.config, yard_settings.config
     # A camera's table overrides the keys it gives; the rest come from the global section.
     assert (d.calibration.scale, d.calibration.shift) == (0.05, 0.1)
     assert (d.obstacles.sectors, d.obstacles.warn_metres) == (3, 1.5)
@@ -126,3 +132,33 @@ def test_bad_camera_tables_are_refused_naming_the_key(tmp_path: Path, text, name
     (tmp_path / "c.toml").write_text(text)
     with pytest.raises(UserError, match=named):
         load_config(tmp_path / "c.toml")
+
+
+def test_every_section_checks_itself() -> None:
+    """Validation lives with each section: a bad value in any one is refused by that
+    section's own check, and the whole config's check words it as a config error."""
+    bad = {
+        "model": ("input_size", 100),
+        "normalize": ("ema", 0.0),
+        "temporal": ("pixel_ema", 2.0),
+        "render": ("colormap", "nope"),
+        "output": ("crf", 99),
+        "pipeline": ("queue_size", 0),
+        "camera": ("fx", -1.0),
+        "network": ("transport", "sctp"),
+        "web": ("port", 70000),
+        "calibration": ("points", [[1.0, 2.0]]),
+        "obstacles": ("sectors", 0),
+        "geometry": ("stride", 0),
+        "robot": ("jpeg_quality", 0),
+        "publish": ("timeout", 0.0),
+        "mqtt": ("keepalive", 1),
+    }
+    assert sorted(bad) == sorted(f.name for f in dataclasses.fields(Config) if f.name != "cameras")
+    Config().check()
+    for name, (key, value) in bad.items():
+        section = dataclasses.replace(getattr(Config(), name), **{key: value})
+        with pytest.raises(ValueError, match=rf"^{name}\b"):
+            section.check()
+        with pytest.raises(UserError, match=rf"^config: {name}\b"):
+            dataclasses.replace(Config(), **{name: section}).check()

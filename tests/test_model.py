@@ -47,10 +47,10 @@ def check_case(case: Path, estimator: DepthEstimator) -> None:
     np.testing.assert_allclose(net_input, want, rtol=0, atol=NET_INPUT_ATOL)
     result = estimator(rgb)
     raw, resized = np.load(case / "raw_output.npy"), np.load(case / "output_resized.npy")
-    assert result.raw.shape == raw.shape and result.depth.shape == resized.shape
-    assert result.raw.dtype == np.float32 and result.depth.dtype == np.float32
+    assert result.raw.shape == raw.shape and result.resized.shape == resized.shape
+    assert result.raw.dtype == np.float32 and result.resized.dtype == np.float32
     assert _rel_err(result.raw, raw) <= FP32.max_rel_err
-    assert _rel_err(result.depth, resized) <= FP32.max_rel_err
+    assert _rel_err(result.resized, resized) <= FP32.max_rel_err
 
 
 def test_state_dict_layout_is_the_official_one() -> None:

@@ -198,7 +198,7 @@ def still(nyu: Path) -> Path:
 def test_calibrate_command_fits_and_saves(still: Path, estimator, tmp_path: Path) -> None:
     """Distances made from the network's own output at three pixels: the command must
     recover exactly that line and write it to the config."""
-    depth = estimator(read_image(still)).depth
+    depth = estimator(read_image(still)).resized
     pixels = [(100, 100), (320, 240), (500, 400)]
     values = sample_points(depth, pixels, 2)
     scale, shift = 0.5 / values.max(), 0.05
@@ -264,7 +264,7 @@ def test_websocket_and_browser_calibration(estimator, tmp_path: Path) -> None:
             readings = [json.loads((await ws.receive(timeout=60)).data) for _ in range(3)]
         assert all(len(r["sectors"]) == 5 for r in readings)
         assert readings[0]["frame"] < readings[-1]["frame"]
-        depth = state.hub.latest.depth.depth
+        depth = state.feed().hub.latest.depth.resized
         values = sample_points(depth, [(50, 50), (600, 200)], state.cfg.calibration.radius)
         points = [[50, 50, 1 / (0.01 * values[0] + 0.1)], [600, 200, 1 / (0.01 * values[1] + 0.1)]]
         ok = await client.post("/api/calibration", json={"points": points})
@@ -273,7 +273,7 @@ def test_websocket_and_browser_calibration(estimator, tmp_path: Path) -> None:
         bad = await client.post("/api/calibration", json={"points": [[1, 1, 2.0]]})
         assert bad.status == 400 and "at least 2" in (await bad.json())["error"]
         await asyncio.sleep(0.5)
-        assert state.hub.latest.obstacles.calibrated
+        assert state.feed().hub.latest.obstacles.calibrated
 
     serve(estimator, body, meter=meter, config_path=config_path)
     assert load_config(config_path).calibration.scale > 0

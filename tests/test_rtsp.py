@@ -59,8 +59,8 @@ def test_slow_consumer_does_not_build_up_frame_age(rtsp: RtspServer, estimator) 
         source, estimator, _renderer(), [CallSink(lambda _r: time.sleep(0.25))], max_frames=16
     )
     pipeline.run()
-    ages = list(pipeline.stats.frame_age_ms)
-    inference = float(np.median(pipeline.stats.inference_ms))
+    ages = list(pipeline.stats().frame_age_ms)
+    inference = float(np.median(pipeline.stats().inference_ms))
     assert pipeline.summary()["frames_dropped"] > 10
     assert np.median(ages[-6:]) < inference + 1000 / 25 + 150
     assert np.median(ages[-6:]) < np.median(ages[:6]) + 150
@@ -88,7 +88,7 @@ def test_server_restart_leads_to_a_reconnect(rtsp: RtspServer, estimator) -> Non
     finally:
         pipeline.join()
     assert source.status.reconnects >= 1
-    assert pipeline.stats.frames_processed == len(seen)
+    assert pipeline.status().frames_processed == len(seen)
     assert not [t for t in threading.enumerate() if t.name in ("capture", "inference")]
     print(f"\n[latency] RTSP (GStreamer server, TCP): age p50 {np.median(ages):.0f} ms")
 
@@ -240,7 +240,7 @@ def test_frames_are_fresh_from_the_start_and_after_a_reconnect(estimator, tmp_pa
         pipeline.join()
         server.stop()
     t, age = np.array(seen).T
-    bound = 2 * float(np.median(pipeline.stats.inference_ms)) + 250
+    bound = 2 * float(np.median(pipeline.stats().inference_ms)) + 250
     whole, after = np.percentile(age, 95), np.percentile(age[(t >= back) & (t < back + 10)], 95)
     print(
         f"\n[latency] RTSP 25 s run with a reconnect: age p95 {whole:.0f} ms over the run, "

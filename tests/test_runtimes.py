@@ -13,17 +13,25 @@ import numpy as np
 import pytest
 
 from depthstream.stream.bench.tolerances import FP32, TOLERANCES
-from depthstream.stream.config import PRECISIONS, ModelConfig, config_from_dict
+from depthstream.stream.config import BACKENDS, ModelConfig, config_from_dict
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.handle import WeightsHandle
 from depthstream.stream.runtimes.base import import_for, uses_bf16
 from depthstream.stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
-from depthstream.stream.runtimes.registry import bf16_supported, open_runtime
+from depthstream.stream.runtimes.registry import OPENERS, bf16_supported, open_runtime
 from depthstream.stream.runtimes.torchscript.thread_bound import ThreadBoundRuntime
 from tests.conftest import DATA, assert_clean_error, run_synthetic
 
-PATHS = [(b, p) for b, precisions in PRECISIONS.items() for p in precisions]
+PATHS = [(b, p) for b, offered in BACKENDS.items() for p in offered.precisions]
 CASES = [DATA / "cases" / name for name in ("camera", "chelsea")]
+
+
+def test_every_backend_of_the_settings_table_has_an_opener() -> None:
+    """The settings' table of backends and precisions is the registry's too: nothing is
+    offered that cannot open, nothing opens that the settings refuse."""
+    assert list(OPENERS) == list(BACKENDS)
+    with pytest.raises(ValueError, match="offers no int8"):
+        open_runtime("torch", "int8", None, Path("."))  # type: ignore[arg-type]
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -181,7 +189,7 @@ def test_warm_onnx_paths_never_import_torch(tmp_path: Path) -> None:
         for backend in ("openvino", "onnxruntime"):
             cfg = load_config("{tmp_path}/" + backend + ".toml")
             estimator = open_estimator(cfg.model, "synthetic")
-            assert estimator(read_image("{image}")).depth.shape == (300, 451)
+            assert estimator(read_image("{image}")).resized.shape == (300, 451)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "timm")))
         """
     )
@@ -206,7 +214,7 @@ def test_a_warm_trace_cache_never_builds_the_network(tmp_path: Path) -> None:
         from depthstream.stream.config import Config
         from depthstream.stream.estimator import open_estimator
         estimator = open_estimator(Config().model, "synthetic")
-        assert estimator(read_image("{image}")).depth.shape == (300, 451)
+        assert estimator(read_image("{image}")).resized.shape == (300, 451)
         print(sorted(m for m in sys.modules if m.split(".")[0] == "timm" or "midas" in m))
         """
     )
@@ -236,8 +244,8 @@ def test_a_missing_runtime_package_is_one_line_with_the_fix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)
-    with pytest.raises(UserError, match=r"needs the openvino package: pip install"):
-        import_for("openvino", "openvino")
+    with pytest.raises(UserError, match=r"needs the openvino package: pip install 'depth"):
+        import_for("openvino")
 
 
 def test_smaller_input_size_runs_from_the_command_line(tmp_path: Path) -> None:
@@ -299,6 +307,9 @@ def test_one_thread_opens_prepares_and_runs_the_torch_model(
     assert seen[0] not in {threading.get_ident(), *(c.ident for c in callers)}
 
 
-def test_a_runtime_that_cannot_open_fails_on_the_callers_thread() -> None:
-    with pytest.raises(UserError, match="needs the no_such_package package"):
-        ThreadBoundRuntime(lambda: import_for("nothing", "no_such_package"))
+def test_a_runtime_that_cannot_open_fails_on_the_callers_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(UserError, match="needs the onnxruntime package"):
+        ThreadBoundRuntime(lambda: import_for("onnxruntime"))

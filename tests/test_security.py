@@ -47,7 +47,7 @@ def open_fds() -> int:
 
 def test_cross_origin_and_simple_requests_cannot_change_settings(estimator) -> None:
     async def body(client, state):
-        before = state.pipeline.renderer.settings()
+        before = state.feed().pipeline.render_settings()
         plain = await client.post(
             "/api/settings",
             data='{"colormap": "jet"}',
@@ -64,7 +64,7 @@ def test_cross_origin_and_simple_requests_cannot_change_settings(estimator) -> N
             headers={"Origin": "http://evil.example"},
         )
         assert evil.status == 403
-        assert state.pipeline.renderer.settings() == before
+        assert state.feed().pipeline.render_settings() == before
         own = f"http://{client.host}:{client.port}"
         same = await client.post("/api/settings", json={"colormap": "jet"}, headers={"Origin": own})
         assert same.status == 200 and (await same.json())["colormap"] == "jet"
@@ -266,9 +266,9 @@ def test_a_flood_of_offers_is_bounded_and_leaves_nothing_behind(estimator, monke
     async def body(client, state):
         viewer = Viewer()
         sdp = await viewer.offer()
-        await _until(lambda: state.pipeline.stats.frames_processed >= 10)
+        await _until(lambda: state.feed().pipeline.status().frames_processed >= 10)
         baseline = open_fds()
-        ages_before = list(state.pipeline.stats.frame_age_ms)[-20:]
+        ages_before = list(state.feed().pipeline.stats().frame_age_ms)[-20:]
         headers = {"Content-Type": "application/sdp"}
 
         async def one() -> int:
@@ -281,7 +281,7 @@ def test_a_flood_of_offers_is_bounded_and_leaves_nothing_behind(estimator, monke
         for _ in range(12):
             statuses += await asyncio.gather(*(one() for _ in range(100)))
         counts = {s: statuses.count(s) for s in set(statuses)}
-        ages_during = list(state.pipeline.stats.frame_age_ms)[-20:]
+        ages_during = list(state.feed().pipeline.stats().frame_age_ms)[-20:]
         print(
             f"flood answers: {counts}; frame age p50 before {np.median(ages_before):.0f} ms, "
             f"just after {np.median(ages_during):.0f} ms"
@@ -293,7 +293,8 @@ def test_a_flood_of_offers_is_bounded_and_leaves_nothing_behind(estimator, monke
         await _until(lambda: not state.peers.connections, timeout=20)
         await viewer.close()
         await _until(lambda: open_fds() <= baseline + 2, timeout=30)
-        assert state.pipeline.stats.frames_processed > 10 and not state.pipeline.done.is_set()
+        status = state.feed().pipeline.status()
+        assert status.frames_processed > 10 and status.alive
 
     serve(estimator, body, cfg)
 
@@ -309,8 +310,8 @@ def test_a_flood_from_many_addresses_is_bounded(estimator, monkeypatch) -> None:
     async def body(client, state):
         viewer = Viewer()
         sdp = await viewer.offer()
-        await _until(lambda: state.pipeline.stats.frames_processed >= 10)
-        baseline, processed = open_fds(), state.pipeline.stats.frames_processed
+        await _until(lambda: state.feed().pipeline.status().frames_processed >= 10)
+        baseline, processed = open_fds(), state.feed().pipeline.status().frames_processed
         url = str(client.make_url("/whep"))
         headers = {"Content-Type": "application/sdp"}
 
@@ -347,7 +348,7 @@ def test_a_flood_from_many_addresses_is_bounded(estimator, monkeypatch) -> None:
         await _until(lambda: not state.peers.connections, timeout=20)
         await viewer.close()
         await _until(lambda: open_fds() <= baseline + 2, timeout=30)
-        assert state.pipeline.stats.frames_processed > processed
-        assert not state.pipeline.done.is_set()
+        assert state.feed().pipeline.status().frames_processed > processed
+        assert not state.feed().pipeline.finished()
 
     serve(estimator, body, cfg)

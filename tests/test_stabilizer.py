@@ -371,7 +371,7 @@ def test_calibrated_metres_hold_still_under_exposure_flicker(
     the calibration's frame, saved beside the config as its anchor)."""
     config = tmp_path / "config.toml"
     config.write_text("")
-    points = consistent_points(estimator(still).depth)
+    points = consistent_points(estimator(still).resized)
     flags = [f"--point={x},{y},{m}" for x, y, m in points]
     cal = run_synthetic("calibrate", str(flicker_clip), *flags, "--config", str(config))
     assert cal.returncode == 0, cal.stderr
@@ -433,7 +433,7 @@ def test_the_depth_recording_gives_back_the_depth_and_the_heat_maps_timestamps(
         [
             DepthRecorder(depth_path, source.fps, paced=True),
             Mp4Recorder(video_path, source.fps, paced=True),
-            CallSink(lambda r: shown.append(r.depth.depth.copy())),
+            CallSink(lambda r: shown.append(r.depth.resized.copy())),
         ],
         stabilizer=Stabilizer(OPTIONS),
         max_frames=8,

@@ -20,7 +20,7 @@ from aiortc import RTCRtpReceiver
 
 from depthstream.capture.spec import open_source
 from depthstream.stream.assembly import stabilizer_for
-from depthstream.stream.config import Config, WebConfig
+from depthstream.stream.config import CameraSettings, Config, WebConfig
 from depthstream.stream.pipeline import Pipeline
 from depthstream.stream.render.normalizer import EmaNormalizer
 from depthstream.stream.render.renderer import DepthRenderer
@@ -44,7 +44,13 @@ def serve(estimator, body, cfg: Config | None = None, meter=None, config_path=No
     source = open_source("sample", live_file=True, loop=True)
     renderer = renderer or DepthRenderer(EmaNormalizer(), "inferno")
     pipeline = Pipeline(
-        source, estimator, renderer, overlay=False, readout=meter, stabilizer=stabilizer_for(cfg)
+        source,
+        estimator,
+        renderer,
+        settings=CameraSettings(config=cfg),
+        overlay=False,
+        readout=meter,
+        stabilizer=stabilizer_for(cfg),
     )
 
     async def main():
@@ -188,7 +194,7 @@ def test_upload_over_the_size_limit_is_413(estimator) -> None:
 
 def test_health_and_metrics(estimator) -> None:
     async def body(client, state):
-        await _until(lambda: state.pipeline.stats.frames_processed >= 3)
+        await _until(lambda: state.feed().pipeline.status().frames_processed >= 3)
         health = await (await client.get("/healthz")).json()
         assert health["status"] == "ok" and health["source"] == "running"
         assert health["frames_processed"] >= 3 and health["uptime_s"] >= 0
@@ -210,8 +216,8 @@ def test_health_and_metrics(estimator) -> None:
             assert re.search(rf"^{name}[{{ ]", text, re.M), name
         for line in text.splitlines():
             assert line.startswith("#") or re.match(r"^\w+(\{[^}]*\})? \S+$", line), line
-        state.pipeline.stop()
-        await _until(state.pipeline.done.is_set)
+        state.feed().pipeline.stop()
+        await _until(state.feed().pipeline.finished)
         dead = await client.get("/healthz")
         assert dead.status == 503 and (await dead.json())["status"] == "dead"
 
@@ -226,7 +232,7 @@ def test_settings_change_the_shared_renderer(estimator) -> None:
             "/api/settings", json={"colormap": "turbo", "freeze": True, "layout": "side-by-side"}
         )
         assert (await changed.json())["colormap"] == "turbo"
-        s = state.pipeline.renderer.settings()
+        s = state.feed().pipeline.render_settings()
         assert (s.colormap, s.freeze, s.layout) == ("turbo", True, "side-by-side")
 
     serve(estimator, body)
@@ -278,10 +284,11 @@ def test_offer_and_whep_viewers_receive_frames_and_records(estimator, monkeypatc
             "stabilizer",
         } <= set(a.records[-1])
         assert a.records[-1]["stabilizer"] in STATES
-        stats, queue = state.pipeline.stats, state.pipeline.queue
-        assert stats.frames_processed <= queue.put_count - queue.dropped
+        summary = state.feed().pipeline.summary()
+        processed = summary["frames_processed"]
+        assert processed <= summary["frames_captured"] - summary["frames_dropped"]
         # One encoder for both viewers: at most one packet per processed frame.
-        assert 8 <= state.feed().broadcast.encoded <= stats.frames_processed
+        assert 8 <= state.feed().broadcast.encoded <= processed
         assert len(state.peers.connections) == 2
         assert (await client.delete(location)).status == 200
         assert len(state.peers.connections) == 1

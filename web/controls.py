@@ -1,6 +1,6 @@
 """``/api/settings``: colour map, layout and colour-range freeze (``?camera=NAME``).
 
-They change that camera's renderer, through its thread-safe ``configure``,
+They change that camera's renderer, through its pipeline's thread-safe methods,
 so they apply to all its viewers at once: inference and rendering run once
 per frame however many viewers watch.
 """
@@ -28,7 +28,7 @@ def _answer(settings: RenderSettings) -> web.Response:
 
 async def get_settings(request: web.Request) -> web.Response:
     feed = request.app[STATE].feed(request.query.get("camera"))
-    return _answer(feed.pipeline.renderer.settings())
+    return _answer(feed.pipeline.render_settings())
 
 
 async def post_settings(request: web.Request) -> web.Response:
@@ -38,7 +38,7 @@ async def post_settings(request: web.Request) -> web.Response:
     change = {key: body.get(key) for key in ("colormap", "layout", "freeze")}
     try:
         feed = request.app[STATE].feed(request.query.get("camera"))
-        settings = feed.pipeline.renderer.configure(**change)
+        settings = feed.pipeline.configure_render(**change)
     except (ValueError, TypeError) as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     return _answer(settings)

@@ -12,14 +12,14 @@ from depthstream.web.state import STATE, Feed, ServerState
 
 
 def _camera(feed: Feed, state: ServerState) -> dict:
-    pipeline = feed.pipeline
+    status = feed.pipeline.status()
     return {
-        "status": "dead" if pipeline.done.is_set() else "ok",
-        "source": pipeline.source.status.state,
-        "frames_processed": pipeline.stats.frames_processed,
-        "fps": round(pipeline.stats.recent_fps, 2),
+        "status": "ok" if status.alive else "dead",
+        "source": status.source,
+        "frames_processed": status.frames_processed,
+        "fps": round(status.recent_fps, 2),
         "viewers": state.peers.viewers(feed.name),
-        "outputs": pipeline.outputs(),
+        "outputs": feed.pipeline.outputs(),
     }
 
 
@@ -104,7 +104,7 @@ async def metrics(request: web.Request) -> web.Response:
         "depthstream_fps",
         "gauge",
         "Processed frames per second (recent).",
-        per_camera(lambda f, _s: round(f.pipeline.stats.recent_fps, 3)),
+        per_camera(lambda f, _s: round(f.pipeline.status().recent_fps, 3)),
     )
     for key, doc in COUNTERS.items():
         out.add(f"depthstream_{key}_total", "counter", doc, per_camera(lambda _f, s, k=key: s[k]))
@@ -129,7 +129,7 @@ async def metrics(request: web.Request) -> web.Response:
         if samples:
             suffix = "_total" if kind == "counter" else ""
             out.add(f"depthstream_output_{key}{suffix}", kind, doc, samples)
-    stabilized = [f for f in feeds if f.pipeline.stabilizer is not None]
+    stabilized = [f for f in feeds if f.pipeline.stabilizing()]
     if stabilized:
         out.add(
             "depthstream_stabilizer_frames_total",
@@ -160,7 +160,7 @@ async def metrics(request: web.Request) -> web.Response:
         )
     ages: list[tuple[str, object]] = []
     for f in feeds:
-        stats, label = f.pipeline.stats, f'camera="{f.name}"'
+        stats, label = f.pipeline.stats(), f'camera="{f.name}"'
         for bound, count in zip(AGE_BUCKETS_MS, stats.age_buckets, strict=True):
             ages.append((f'_bucket{{{label},le="{bound / 1000}"}}', count))
         ages += [

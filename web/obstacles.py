@@ -69,21 +69,17 @@ async def calibrate(request: web.Request) -> web.Response:
     except (KeyError, TypeError, ValueError, AttributeError):  # not an object, not numbers
         raise web.HTTPBadRequest(reason=f"body must be {expected}") from None
     feed = state.feed(camera if isinstance(camera, str) else None)
-    latest, meter = feed.hub.latest, feed.pipeline.readout
-    if latest is None or meter is None:
+    latest = feed.hub.latest
+    if latest is None:
         raise web.HTTPServiceUnavailable(reason="no frame processed yet")
-    entry = next((e for e in state.cfg.cameras if e.name == feed.name), None)
-    section = entry.settings(state.cfg).calibration if entry else state.cfg.calibration
+    section = feed.settings.config.calibration
     radius = section.radius
     try:
-        result = calibration.calibrate([latest.depth.depth], points, radius)
+        result = calibration.calibrate([latest.depth.resized], points, radius)
     except UserError as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
-    meter.calibrate(result, points)
-    stabilizer = feed.pipeline.stabilizer
-    anchor = stabilizer.anchor() if stabilizer is not None else None
-    if stabilizer is not None:
-        stabilizer.use_anchor(anchor)
+    anchor = feed.pipeline.calibrate(result, points)
+    entry = next((e for e in state.cfg.cameras if e.name == feed.name), None)
     saved = None
     camera = feed.name if entry else None
     if state.config_path is not None and (camera or len(state.feeds) == 1):

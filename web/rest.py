@@ -19,12 +19,9 @@ from aiohttp import web
 
 from depthstream.capture.errors import SourceError
 from depthstream.capture.image import decode_image, image_dimensions
-from depthstream.stream.assembly import renderer_for
-from depthstream.stream.calibration import stored_fit
-from depthstream.stream.geometry import Projector
 from depthstream.stream.scene import Scenes
 from depthstream.web.limits import BODY_RATE, body_timeout, refuse_declared_size
-from depthstream.web.state import STATE, ServerState
+from depthstream.web.state import STATE, Feed, ServerState
 
 FORMATS = ("png", "json", "npy", "ply")
 
@@ -71,13 +68,11 @@ def _decode(data: bytes, limit: int) -> np.ndarray:
         raise web.HTTPBadRequest(reason=str(exc)) from None
 
 
-def _scenes(state: ServerState, request: web.Request) -> Scenes:
-    """The lens and the live calibration a point cloud needs, or a 409 saying which is missing."""
-    latest = state.feed(request.query.get("camera")).hub.latest
-    reading = latest.obstacles if latest is not None else None
-    live = reading.calibration if reading is not None else None
-    fit = live or stored_fit(state.cfg.calibration)
-    scenes = Scenes(Projector(state.cfg.camera, state.cfg.geometry), fit)
+def _scenes(feed: Feed) -> Scenes:
+    """The camera's lens and its live calibration (else its stored one), as a point cloud
+    needs them, or a 409 saying which is missing."""
+    cfg = feed.settings.config
+    scenes = Scenes.of(cfg.camera, cfg.geometry, feed.pipeline.calibration() or cfg.calibration)
     if scenes.calibration is None:
         raise web.HTTPConflict(reason="format=ply needs metric depth: calibrate first")
     if not scenes.projector.known:
@@ -85,22 +80,22 @@ def _scenes(state: ServerState, request: web.Request) -> Scenes:
     return scenes
 
 
-def _answer(state: ServerState, data: bytes, fmt: str, scenes: Scenes | None) -> web.Response:
-    """Decode, infer, and encode the answer: all of it off the event loop."""
-    rgb = _decode(data, state.cfg.web.max_pixels)
-    estimator = state.pipeline.estimator
+def _answer(
+    feed: Feed, data: bytes, max_pixels: int, fmt: str, scenes: Scenes | None
+) -> web.Response:
+    """Decode, infer with the camera's model, and encode the answer: off the event loop."""
+    rgb = _decode(data, max_pixels)
     start = time.perf_counter()
-    depth_map = estimator(rgb)
+    depth_map = feed.pipeline.estimate(rgb)
     inference_ms = (time.perf_counter() - start) * 1000.0
     if scenes is not None:
-        scene = scenes.make(0, time.time(), rgb, depth_map.depth, scenes.calibration)
+        scene = scenes.make(0, time.time(), rgb, depth_map.resized, scenes.calibration)
         return web.Response(body=scene.ply(), content_type="application/octet-stream")
     if fmt == "npy":
         buffer = io.BytesIO()
-        np.save(buffer, depth_map.depth.astype(np.float32))
+        np.save(buffer, depth_map.resized.astype(np.float32))
         return web.Response(body=buffer.getvalue(), content_type="application/octet-stream")
-    # A renderer of its own: a still must not move the live stream's colour range.
-    view = renderer_for(state.cfg, estimator).render(rgb, depth_map).image
+    view = feed.pipeline.render_still(rgb, depth_map)
     png = cv2.imencode(".png", view)[1].tobytes()
     if fmt == "png":
         return web.Response(body=png, content_type="image/png")
@@ -108,8 +103,8 @@ def _answer(state: ServerState, data: bytes, fmt: str, scenes: Scenes | None) ->
         {
             "width": rgb.shape[1],
             "height": rgb.shape[0],
-            "depth_min": float(depth_map.depth.min()),
-            "depth_max": float(depth_map.depth.max()),
+            "depth_min": float(depth_map.resized.min()),
+            "depth_max": float(depth_map.resized.max()),
             "inference_ms": round(inference_ms, 2),
             "image_png_b64": base64.b64encode(png).decode("ascii"),
         }
@@ -123,8 +118,10 @@ async def depth(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "png")
     if fmt not in FORMATS:
         raise web.HTTPBadRequest(reason=f"format must be one of {', '.join(FORMATS)}")
-    scenes = _scenes(state, request) if fmt == "ply" else None
+    feed = state.feed(request.query.get("camera"))
+    scenes = _scenes(feed) if fmt == "ply" else None
+    w = state.cfg.web
     with state.uploads.hold():
-        data = await _upload(request, state.cfg.web.max_upload_bytes)
+        data = await _upload(request, w.max_upload_bytes)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, _answer, state, data, fmt, scenes)
+        return await loop.run_in_executor(None, _answer, feed, data, w.max_pixels, fmt, scenes)

@@ -103,13 +103,14 @@ def frame_record(pipeline: Pipeline, camera: str) -> Callable[[Result], dict[str
     """The per-frame JSON a viewer's data channel receives."""
 
     def record(result: Result) -> dict[str, Any]:
+        status = pipeline.status()
         reading = result.obstacles
         fit = reading.calibration if reading is not None else None
         return {
             "camera": camera,
             "frame": result.frame.seq,
             "capture_time": round(result.frame.wall_time, 4),
-            "fps": round(pipeline.stats.recent_fps, 2),
+            "fps": round(status.recent_fps, 2),
             "inference_ms": round(result.inference_ms, 1),
             "age_ms": round(result.age_ms, 1),
             "source_delay_ms": round(result.frame.source_delay * 1000, 1),
@@ -117,7 +118,7 @@ def frame_record(pipeline: Pipeline, camera: str) -> Callable[[Result], dict[str
             "far": result.far,
             "near_m": None if fit is None else _finite(fit.metres(result.near)),
             "far_m": None if fit is None else _finite(fit.metres(result.far)),
-            "source": pipeline.source.status.state,
+            "source": status.source,
             "stabilizer": result.stabilizer,
             "obstacles": result.obstacles.to_dict() if result.obstacles else None,
         }
@@ -131,7 +132,9 @@ def _feed(name: str, pipeline: Pipeline, cfg: Config) -> Feed:
     broadcast = Broadcast(
         hub, Vp8Encoder(cfg.web.bitrate), cfg.web.keyframe_interval, frame_record(pipeline, name)
     )
-    return Feed(name, pipeline, hub, broadcast)
+    return Feed(
+        name=name, settings=pipeline.settings, pipeline=pipeline, hub=hub, broadcast=broadcast
+    )
 
 
 def create_app(

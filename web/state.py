@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from depthstream.stream.config import Config
+from depthstream.stream.config import CameraSettings, Config
 from depthstream.stream.pipeline import Pipeline
 from depthstream.web.broadcast import Broadcast
 from depthstream.web.hub import FrameHub
@@ -21,11 +21,13 @@ from depthstream.web.limits import RateLimit, Slots
 from depthstream.web.peers import Peers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Feed:
-    """One camera as the server serves it: its pipeline, its newest frame, its VP8 stream."""
+    """One camera as the server serves it: its settings (the ones its pipeline was built
+    with), its pipeline, its newest frame, its VP8 stream."""
 
     name: str
+    settings: CameraSettings
     pipeline: Pipeline
     hub: FrameHub
     broadcast: Broadcast
@@ -49,15 +51,6 @@ class ServerState:
         if name not in self.feeds:
             raise web.HTTPNotFound(reason=f"no camera {name!r} (cameras: {', '.join(self.feeds)})")
         return self.feeds[name]
-
-    @property
-    def pipeline(self) -> Pipeline:
-        """The first camera's pipeline (the only one in a single-camera server)."""
-        return self.feed().pipeline
-
-    @property
-    def hub(self) -> FrameHub:
-        return self.feed().hub
 
 
 STATE = web.AppKey("state", ServerState)

@@ -86,7 +86,7 @@ def stage_costs(clip: Path, cfg: Config, frames: int) -> dict[str, dict[str, flo
 
     def render() -> int:
         for rgb, raw in zip(decoded, raws, strict=True):
-            view = renderer.render(rgb, DepthMap(raw, rgb.shape[:2])).image.copy()
+            view = renderer.render(rgb, DepthMap(raw=raw, size=rgb.shape[:2])).image.copy()
             draw_figures(view, 25.0, 30.0, 40.0)
             views.append(view)
         return len(views)

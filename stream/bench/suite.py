@@ -43,7 +43,7 @@ from depthstream.stream.bench.report import (
 )
 from depthstream.stream.bench.stages import cpu_bound_fps, stage_costs
 from depthstream.stream.bench.tolerances import DEFAULT_BAR
-from depthstream.stream.config import PRECISIONS, Config
+from depthstream.stream.config import BACKENDS, Config
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.locate import choose_weights
 from depthstream.stream.outputs import check_writable
@@ -52,7 +52,6 @@ from depthstream.stream.runtimes.registry import bf16_supported
 from depthstream.stream.transform import network_size, to_net_input
 
 log = logging.getLogger("depthstream")
-RUNTIME_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
 @dataclass(frozen=True)
@@ -79,11 +78,11 @@ class BenchOptions:
 def available_paths(skipped: list[str]) -> list[BenchPath]:
     """Every backend/precision this machine can run, noting what it cannot."""
     paths = [REFERENCE]
-    for backend, precisions in PRECISIONS.items():
-        if importlib.util.find_spec(RUNTIME_MODULES[backend]) is None:
+    for backend, offered in BACKENDS.items():
+        if importlib.util.find_spec(offered.package) is None:
             skipped.append(f"{backend}: package not installed")
             continue
-        for precision in precisions:
+        for precision in offered.precisions:
             if uses_bf16(precision) and not bf16_supported(backend):
                 skipped.append(f"{backend} {precision}: this CPU lacks bf16")
                 continue
@@ -94,7 +93,9 @@ def available_paths(skipped: list[str]) -> list[BenchPath]:
 def _parse_paths(text: str) -> list[BenchPath]:
     paths = [BenchPath.parse(item.strip()) for item in text.split(",") if item.strip()]
     for p in paths:
-        if p != REFERENCE and p.precision not in PRECISIONS.get(p.backend, ()):
+        if p != REFERENCE and (
+            p.backend not in BACKENDS or p.precision not in BACKENDS[p.backend].precisions
+        ):
             raise UserError(f"bench: unknown path {p.backend}:{p.precision}")
     return paths
 

@@ -65,7 +65,7 @@ class _DepthMaps:
         self.maps: list[np.ndarray] = []
 
     def write(self, result: Result) -> None:
-        self.maps.append(result.depth.depth)
+        self.maps.append(result.depth.resized)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -80,15 +80,14 @@ def _depth_maps(
         rgb = read_image(spec)
         depth = open_estimator(cfg.model, weights)(rgb)
         anchor = Anchor(grey_at(rgb, depth.raw.shape), depth.raw)
-        return [depth.depth], anchor if cfg.temporal.stabilize else None
+        return [depth.resized], anchor if cfg.temporal.stabilize else None
     maps = _DepthMaps()
     with open_pipeline(
         cfg, spec, weights=weights, offline=True, overlay=False, max_frames=frames
     ) as pipeline:
         pipeline.add_sink(maps)
         pipeline.run()
-    stabilizer = pipeline.stabilizer
-    return maps.maps, stabilizer.anchor() if stabilizer is not None else None
+    return maps.maps, pipeline.anchor()
 
 
 def run(args: argparse.Namespace) -> int:

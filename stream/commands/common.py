@@ -11,8 +11,8 @@ from typing import Any
 import cv2
 
 from depthstream.stream.config import (
+    BACKENDS,
     COLORMAPS,
-    PRECISIONS,
     Config,
     default_config_path,
     load_config,
@@ -20,7 +20,6 @@ from depthstream.stream.config import (
 )
 from depthstream.stream.errors import UserError
 from depthstream.stream.outputs import Outputs
-from depthstream.stream.stats import RunStats
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -35,10 +34,10 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--threads", type=int, metavar="N", help="inference CPU threads (0 = all cores)"
     )
-    common.add_argument("--backend", choices=list(PRECISIONS), help="runtime (default: torch)")
+    common.add_argument("--backend", choices=list(BACKENDS), help="runtime (default: torch)")
     common.add_argument(
         "--precision",
-        choices=sorted({p for ps in PRECISIONS.values() for p in ps}),
+        choices=sorted({p for b in BACKENDS.values() for p in b.precisions}),
         help="fp32 (default, exact); bf16, int8, bf16-decoder or int8-decoder (encoder fp32, "
         "decoder in bf16 or int8) where the backend offers them",
     )
@@ -92,11 +91,10 @@ def add_stats_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-json", metavar="PATH", help="write the run's figures here at exit")
 
 
-def write_stats(path: str | None, summary: dict[str, Any], stats: RunStats) -> None:
-    """The run's figures as JSON (what ``depthstream bench`` reads), when asked for, with
-    the wall-clock time of the first output so start-up can be measured from outside."""
+def write_stats(path: str | None, figures: dict[str, Any]) -> None:
+    """The run's figures as JSON (what ``depthstream bench`` reads), when asked for; they
+    carry the wall-clock time of the first output, so start-up can be measured from outside."""
     if path:
-        figures = {**summary, "first_output_unix": stats.first_output_unix}
         write_output(Path(path), lambda p: p.write_text(json.dumps(figures, indent=2)))
 
 

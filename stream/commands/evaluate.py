@@ -74,7 +74,7 @@ def _rgbd(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
                 f"{pair.rgb} is {rgb.shape[1]}x{rgb.shape[0]} but its depth "
                 f"{pair.depth} is {truth.shape[1]}x{truth.shape[0]}"
             )
-        rows.append({"name": pair.name, **score(estimator(rgb).depth, truth)})
+        rows.append({"name": pair.name, **score(estimator(rgb).resized, truth)})
     print(table(rows))
     _untrained_note(estimator)
     return {

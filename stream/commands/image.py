@@ -12,7 +12,7 @@ import numpy as np
 
 from depthstream.capture.errors import SourceError
 from depthstream.capture.image import read_image
-from depthstream.stream.assembly import renderer_for, scenes_for
+from depthstream.stream.assembly import renderer_for
 from depthstream.stream.commands.common import config, write_output
 from depthstream.stream.config import LAYOUTS, Config
 from depthstream.stream.errors import UserError
@@ -67,7 +67,7 @@ def _target(flag: str | None, out_dir: Path, name: str) -> Path | None:
 
 def _scenes(cfg: Config) -> Scenes:
     """The calibration and the lens a point cloud needs, or a one-line error."""
-    scenes = scenes_for(cfg)
+    scenes = Scenes.of(cfg.camera, cfg.geometry, cfg.calibration)
     if scenes.calibration is None:
         raise UserError("--ply needs metric depth: calibrate first (depthstream calibrate)")
     scenes.projector.check()
@@ -114,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
         view = renderer_for(cfg, estimator).render(rgb, depth).image
         targets = _outputs(args, name)
         write_output(targets["--out"], lambda p, v=view: cv2.imwrite(str(p), v))
-        for flag, array in (("--raw", depth.raw), ("--depth", depth.depth)):
+        for flag, array in (("--raw", depth.raw), ("--depth", depth.resized)):
             if targets[flag] is not None:
                 write_output(targets[flag], lambda p, a=array: np.save(p, a.astype(np.float32)))
         if scenes is not None:
-            scene = scenes.make(done, time.time(), rgb, depth.depth, scenes.calibration)
+            scene = scenes.make(done, time.time(), rgb, depth.resized, scenes.calibration)
             write_output(targets["--ply"], scene.write_ply)
         log.info("%s -> %s", name, targets["--out"])
         done += 1

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from depthstream.capture.sample import SAMPLE_NAME
-from depthstream.stream.assembly import open_pipeline, scenes_for
+from depthstream.stream.assembly import open_pipeline
 from depthstream.stream.commands.common import (
     add_network_outputs,
     add_stabilize_option,
@@ -24,6 +24,7 @@ from depthstream.stream.commands.common import (
 from depthstream.stream.config import LAYOUTS
 from depthstream.stream.errors import UserError
 from depthstream.stream.pipeline import Pipeline
+from depthstream.stream.scene import Scenes
 from depthstream.stream.sinks.progress import ProgressBar
 from depthstream.stream.sinks.window import WindowDisplay, check_display
 from depthstream.stream.stats import closing_lines
@@ -97,27 +98,27 @@ def run(args: argparse.Namespace) -> int:
     window = args.display == "window"
     if window:
         check_display()
-    outputs = outputs_of(args).checked(cfg)
+    outputs = outputs_of(args)
     recording = bool(args.record or args.record_depth or args.record_mcap)
     offline = args.mode == "offline" if args.mode else (not window and recording)
-    display = WindowDisplay(Path(args.snapshot_dir), scenes_for(cfg)) if window else None
+    scenes = Scenes.of(cfg.camera, cfg.geometry, cfg.calibration)
+    display = WindowDisplay(Path(args.snapshot_dir), scenes) if window else None
     with open_pipeline(
         cfg,
         args.source,
         weights=args.weights,
         offline=offline,
         loop=args.loop,
-        obstacles=args.obstacles or outputs.readings,
+        obstacles=args.obstacles,
         overlay=not args.no_overlay,
         max_frames=args.frames,
+        outputs=outputs,
     ) as pipeline:
-        for sink in outputs.sinks(cfg, pipeline):
-            pipeline.add_sink(sink)
         if display is not None:
             pipeline.add_sink(display)
         _play(pipeline, args, display, offline)
     summary = pipeline.summary()
-    write_stats(args.stats_json, summary, pipeline.stats)
+    write_stats(args.stats_json, summary)
     for line in closing_lines(summary, outputs.written()):
         log.info("%s", line)
     if summary["frames_processed"] == 0:
@@ -135,7 +136,8 @@ def _play(
     timer = threading.Timer(args.duration, pipeline.stop) if args.duration else None
     with ExitStack() as stack:
         if offline:
-            total = min(filter(None, (pipeline.source.frame_count, args.frames)), default=None)
+            length = pipeline.source_info().frame_count
+            total = min(filter(None, (length, args.frames)), default=None)
             pipeline.add_sink(ProgressBar(total))
             stack.enter_context(logging_redirect_tqdm())
         if timer:

@@ -8,10 +8,8 @@ loads aiohttp or aiortc.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from contextlib import ExitStack
-from pathlib import Path
 
 from depthstream.capture.sample import SAMPLE_NAME
 from depthstream.stream.assembly import open_cameras
@@ -22,7 +20,6 @@ from depthstream.stream.commands.common import (
     config,
     config_target,
     outputs_of,
-    write_output,
     write_stats,
 )
 from depthstream.stream.config import LAYOUTS, CameraEntry, Config, check_camera_names
@@ -80,36 +77,34 @@ def run(args: argparse.Namespace) -> int:
     from depthstream.web.server import serve
 
     cfg = config(args)
-    outputs = outputs_of(args).checked(cfg)
+    outputs = outputs_of(args)
     entries = cameras_of(args, cfg)
-    if len(entries) > 1 and outputs.publish and "{camera}" not in outputs.publish:
-        raise UserError("with several cameras, --publish needs '{camera}' in its URL")
     check_port(cfg.web.host, cfg.web.port, "serve")
-    pipelines = open_cameras(cfg, entries, weights=args.weights, obstacles=True, overlay=False)
+    pipelines = open_cameras(
+        cfg, entries, weights=args.weights, obstacles=True, overlay=False, outputs=outputs
+    )
     with ExitStack() as stack:
-        for entry in entries:
-            pipeline = stack.enter_context(pipelines[entry.name])
-            for sink in outputs.sinks(entry.settings(cfg), pipeline, entry.name, entry.publish):
-                pipeline.add_sink(sink)
+        for pipeline in pipelines.values():
+            stack.enter_context(pipeline)
         try:
             serve(pipelines, cfg, config_target(args))
         except OSError as exc:
             raise UserError(
                 f"cannot listen on {cfg.web.host}:{cfg.web.port}: {exc.strerror}"
             ) from None
-    if len(pipelines) == 1:
-        (pipeline,) = pipelines.values()
-        write_stats(args.stats_json, pipeline.summary(), pipeline.stats)
-    elif args.stats_json:
-        firsts = [p.stats.first_output_unix for p in pipelines.values()]
+    summaries = {name: p.summary() for name, p in pipelines.items()}
+    if len(summaries) == 1:
+        (figures,) = summaries.values()
+    else:
+        firsts = [s["first_output_unix"] for s in summaries.values()]
         figures = {
-            "cameras": {name: p.summary() for name, p in pipelines.items()},
+            "cameras": summaries,
             "first_output_unix": min(filter(None, firsts), default=None),
         }
-        write_output(Path(args.stats_json), lambda path: path.write_text(json.dumps(figures)))
-    for name, pipeline in pipelines.items():
-        for line in closing_lines(pipeline.summary(), []):
-            log.info("%s%s", f"{name}: " if len(pipelines) > 1 else "", line)
+    write_stats(args.stats_json, figures)
+    for name, summary in summaries.items():
+        for line in closing_lines(summary, []):
+            log.info("%s%s", f"{name}: " if len(summaries) > 1 else "", line)
     for path in outputs.written():
         log.info("wrote %s", path)
     return 0

@@ -16,7 +16,7 @@ from typing import Any
 from depthstream.capture.errors import SourceError
 from depthstream.stream.errors import UserError
 
-_API = ("DepthFrame", "DepthStream", "obstacle_readings", "open_depth")
+_API = ("DepthFrame", "DepthStream", "Outputs", "obstacle_readings", "open_depth")
 
 
 def _version() -> str:

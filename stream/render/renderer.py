@@ -112,7 +112,7 @@ class DepthRenderer:
         """The view for one frame (its image is a reused buffer, valid until the next call)."""
         with self._lock:
             far, near = self._normalizer.update(depth.raw)
-            heat = self._colorizer(self._normalizer.apply(depth.depth))
+            heat = self._colorizer(self._normalizer.apply(depth.resized))
             if self._layout == SIDE_BY_SIDE:
                 h, w = heat.shape[:2]
                 if self._canvas is None or self._canvas.shape != (h, 2 * w, 3):

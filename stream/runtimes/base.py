@@ -14,9 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from depthstream.stream.config import BACKENDS
 from depthstream.stream.errors import UserError
-
-EXTRA_HINT = "pip install 'depthstream[runtimes]'"
 
 
 class Runtime(Protocol):
@@ -29,12 +28,14 @@ class Runtime(Protocol):
         """Network output (float32, ``(H, W)``) for one ``(3, H, W)`` input."""
 
 
-def import_for(backend: str, module: str) -> ModuleType:
-    """Import an optional runtime package, or say in one line how to get it."""
+def import_for(backend: str) -> ModuleType:
+    """Import the package a backend runs on, or say in one line how to get it."""
+    package, extra = BACKENDS[backend].package, BACKENDS[backend].extra
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(package)
     except ImportError:
-        raise UserError(f"the {backend} backend needs the {module} package: {EXTRA_HINT}") from None
+        hint = f"pip install 'depthstream[{extra}]'" if extra else f"pip install {package}"
+        raise UserError(f"the {backend} backend needs the {package} package: {hint}") from None
 
 
 def thread_count(threads: int) -> int:

@@ -84,7 +84,7 @@ class DepthRecorder:
         self._size: tuple[int, int] | None = None
 
     def write(self, result: Result) -> None:
-        depth = result.depth.depth
+        depth = result.depth.resized
         reading = result.obstacles
         fit = reading.calibration if reading is not None else None
         fit = fit or self._calibration

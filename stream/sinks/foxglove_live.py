@@ -23,9 +23,17 @@ from foxglove import messages as fm
 
 from depthstream.stream.config import RobotConfig
 from depthstream.stream.errors import UserError
-from depthstream.stream.geometry import OPTICAL_IN_BODY
 from depthstream.stream.scene import Scene, Scenes
 from depthstream.stream.sinks.latest import LatestResult
+from depthstream.stream.sinks.robot_messages import (
+    INVERSE_DEPTH,
+    METRIC_DEPTH,
+    BodyToOptical,
+    CameraModel,
+    DepthImage,
+    depth_topic,
+)
+from depthstream.stream.sinks.robot_messages import stamp as split_stamp
 
 BACKLOG = 32  # messages per viewer: a few frames' worth
 
@@ -85,8 +93,10 @@ class FoxgloveLive:
         self.image = channels.CompressedImageChannel(
             f"{prefix}/camera/image/compressed", context=ctx
         )
-        self.depth = channels.RawImageChannel(f"{prefix}/camera/depth/image", context=ctx)
-        self.inverse = channels.RawImageChannel(f"{prefix}/camera/inverse_depth/image", context=ctx)
+        self.depth = {
+            topic: channels.RawImageChannel(f"{prefix}/{topic}", context=ctx)
+            for topic in (METRIC_DEPTH, INVERSE_DEPTH)
+        }
         self.calibration = channels.CameraCalibrationChannel(
             f"{prefix}/camera/calibration", context=ctx
         )
@@ -114,8 +124,7 @@ class FoxgloveLive:
     def _channels(self) -> tuple:
         return (
             self.image,
-            self.depth,
-            self.inverse,
+            *self.depth.values(),
             self.calibration,
             self.points,
             self.scan,
@@ -136,7 +145,7 @@ class FoxgloveLive:
     def publish(self, scene: Scene) -> None:
         """Log ``scene`` on every channel that has a subscriber."""
         t = scene.stamp_ns
-        stamp = fm.Timestamp(*divmod(t, 1_000_000_000))
+        stamp = fm.Timestamp(*split_stamp(t))
         frame = self._frame_id
         if self.image.has_sinks():
             data = scene.jpeg(self._jpeg_quality)
@@ -144,35 +153,34 @@ class FoxgloveLive:
                 fm.CompressedImage(timestamp=stamp, frame_id=frame, data=data, format="jpeg"),
                 log_time=t,
             )
-        depth = self.depth if scene.metric else self.inverse
-        if depth.has_sinks():
-            height, width = scene.depth.shape
-            depth.log(
+        channel = self.depth[depth_topic(scene)]
+        if channel.has_sinks():
+            depth = DepthImage.of(scene)
+            channel.log(
                 fm.RawImage(
                     timestamp=stamp,
                     frame_id=frame,
-                    width=width,
-                    height=height,
-                    encoding="32FC1",
-                    step=4 * width,
-                    data=scene.depth_bytes(),
+                    width=depth.width,
+                    height=depth.height,
+                    encoding=depth.encoding,
+                    step=depth.step,
+                    data=depth.data,
                 ),
                 log_time=t,
             )
-        k = scene.intrinsics
-        if k is not None and self.calibration.has_sinks():
-            height, width = scene.depth.shape
+        model = CameraModel.of(scene)
+        if model is not None and self.calibration.has_sinks():
             self.calibration.log(
                 fm.CameraCalibration(
                     timestamp=stamp,
                     frame_id=frame,
-                    width=width,
-                    height=height,
-                    distortion_model="plumb_bob",
-                    D=[0.0] * 5,
-                    K=k.k,
-                    R=[1, 0, 0, 0, 1, 0, 0, 0, 1],
-                    P=k.p,
+                    width=model.width,
+                    height=model.height,
+                    distortion_model=model.distortion_model,
+                    D=list(model.d),
+                    K=model.k,
+                    R=list(model.r),
+                    P=model.p,
                 ),
                 log_time=t,
             )
@@ -220,11 +228,12 @@ class FoxgloveLive:
         )
 
     def _transforms(self, stamp: fm.Timestamp) -> fm.FrameTransforms:
-        x, y, z, w = OPTICAL_IN_BODY
+        frames = BodyToOptical(parent=self._scan_frame_id, child=self._frame_id)
+        x, y, z, w = frames.rotation
         transform = fm.FrameTransform(
             timestamp=stamp,
-            parent_frame_id=self._scan_frame_id,
-            child_frame_id=self._frame_id,
+            parent_frame_id=frames.parent,
+            child_frame_id=frames.child,
             translation=fm.Vector3(x=0, y=0, z=0),
             rotation=fm.Quaternion(x=x, y=y, z=z, w=w),
         )

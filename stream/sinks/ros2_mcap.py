@@ -32,9 +32,9 @@ from rosbags.typesys import Stores, get_typestore
 
 from depthstream.stream.config import RobotConfig
 from depthstream.stream.errors import UserError
-from depthstream.stream.geometry import OPTICAL_IN_BODY, Intrinsics
 from depthstream.stream.pipeline import Result
 from depthstream.stream.scene import Scene, Scenes
+from depthstream.stream.sinks.robot_messages import BodyToOptical, CameraModel, DepthImage, stamp
 
 TYPES = (
     "sensor_msgs/msg/CompressedImage",
@@ -49,21 +49,20 @@ FLOAT32 = 7  # sensor_msgs/PointField datatype
 
 
 def header(stamp_ns: int, frame_id: str) -> dict[str, Any]:
-    sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+    sec, nanosec = stamp(stamp_ns)
     return {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": frame_id}
 
 
-def camera_info(scene: Scene, k: Intrinsics, frame_id: str) -> dict[str, Any]:
-    height, width = scene.depth.shape
+def camera_info(scene: Scene, model: CameraModel, frame_id: str) -> dict[str, Any]:
     return {
         "header": header(scene.stamp_ns, frame_id),
-        "height": height,
-        "width": width,
-        "distortion_model": "plumb_bob",
-        "d": [0.0] * 5,
-        "k": k.k,
-        "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-        "p": k.p,
+        "height": model.height,
+        "width": model.width,
+        "distortion_model": model.distortion_model,
+        "d": list(model.d),
+        "k": model.k,
+        "r": list(model.r),
+        "p": model.p,
     }
 
 
@@ -114,24 +113,24 @@ def laser_scan(scene: Scene, frame_id: str, scan_time: float) -> dict[str, Any]:
     }
 
 
-def depth_image(scene: Scene, frame_id: str) -> dict[str, Any]:
-    height, width = scene.depth.shape
+def depth_image(scene: Scene, image: DepthImage, frame_id: str) -> dict[str, Any]:
     return {
         "header": header(scene.stamp_ns, frame_id),
-        "height": height,
-        "width": width,
-        "encoding": "32FC1",
+        "height": image.height,
+        "width": image.width,
+        "encoding": image.encoding,
         "is_bigendian": 0,
-        "step": 4 * width,
-        "data": scene.depth_bytes(),
+        "step": image.step,
+        "data": image.data,
     }
 
 
 def static_transform(stamp_ns: int, robot: RobotConfig) -> dict[str, Any]:
-    x, y, z, w = OPTICAL_IN_BODY
+    frames = BodyToOptical(parent=robot.scan_frame_id, child=robot.frame_id)
+    x, y, z, w = frames.rotation
     transform = {
-        "header": header(stamp_ns, robot.scan_frame_id),
-        "child_frame_id": robot.frame_id,
+        "header": header(stamp_ns, frames.parent),
+        "child_frame_id": frames.child,
         "transform": {
             "translation": {"x": 0.0, "y": 0.0, "z": 0.0},
             "rotation": {"x": x, "y": y, "z": z, "w": w},
@@ -183,10 +182,12 @@ class McapRecorder:
             "data": scene.jpeg(self._robot.jpeg_quality),
         }
         self._put("/camera/image/compressed", "sensor_msgs/msg/CompressedImage", image, t)
-        topic = "/camera/depth/image" if scene.metric else "/camera/inverse_depth/image"
-        self._put(topic, "sensor_msgs/msg/Image", depth_image(scene, frame_id), t)
-        if scene.intrinsics is not None:
-            info = camera_info(scene, scene.intrinsics, frame_id)
+        depth = DepthImage.of(scene)
+        message = depth_image(scene, depth, frame_id)
+        self._put(f"/{depth.topic}", "sensor_msgs/msg/Image", message, t)
+        model = CameraModel.of(scene)
+        if model is not None:
+            info = camera_info(scene, model, frame_id)
             self._put("/camera/camera_info", "sensor_msgs/msg/CameraInfo", info, t)
         if scene.cloud is not None:
             self._put(

@@ -58,8 +58,8 @@ class WindowDisplay:
         """Until the pipeline ends or the user quits (then the caller joins the pipeline)."""
         cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         try:
-            while not pipeline.done.is_set():
-                self._show(pipeline.source.status.state == RECONNECTING)
+            while not pipeline.finished():
+                self._show(pipeline.status().source == RECONNECTING)
                 key = cv2.waitKey(10) & 0xFF
                 if key in (ord("q"), 27) or cv2.getWindowProperty(TITLE, cv2.WND_PROP_VISIBLE) < 1:
                     break
@@ -85,13 +85,13 @@ class WindowDisplay:
 
     def handle_key(self, key: int, pipeline: Pipeline) -> None:
         """What one key press does (the keys the module docstring lists, but quitting)."""
-        renderer = pipeline.renderer
         if key == ord("c"):
-            current = renderer.settings().colormap
+            current = pipeline.render_settings().colormap
             following = COLORMAPS[(COLORMAPS.index(current) + 1) % len(COLORMAPS)]
-            log.info("colour map: %s", renderer.configure(colormap=following).colormap)
+            log.info("colour map: %s", pipeline.configure_render(colormap=following).colormap)
         elif key == ord("f"):
-            frozen = renderer.configure(freeze=not renderer.settings().freeze).freeze
+            freeze = not pipeline.render_settings().freeze
+            frozen = pipeline.configure_render(freeze=freeze).freeze
             log.info("colour range %s", "frozen" if frozen else "following")
         elif key == ord(" "):
             self.paused = not self.paused
@@ -106,7 +106,7 @@ class WindowDisplay:
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         png = self.snapshot_dir / f"snapshot-{result.frame.seq:06d}.png"
         cv2.imwrite(str(png), result.view)
-        np.save(png.with_suffix(".npy"), result.depth.depth.astype(np.float32))
+        np.save(png.with_suffix(".npy"), result.depth.resized.astype(np.float32))
         scene = self.scenes.scene(result) if self.scenes is not None else None
         spatial = scene is not None and scene.cloud is not None
         if spatial:

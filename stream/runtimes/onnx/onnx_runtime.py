@@ -19,7 +19,7 @@ class OnnxRuntime(OnnxFileRuntime):
     def __init__(
         self, handle: WeightsHandle, cache_dir: Path, precision: str, threads: int
     ) -> None:
-        self._ort = import_for("onnxruntime", "onnxruntime")
+        self._ort = import_for("onnxruntime")
         super().__init__(handle, cache_dir, precision, threads)
 
     def load(self, path: Path) -> Any:

@@ -30,7 +30,7 @@ DECODER_ENTRIES = tuple(f"/layer{i}_rn/" for i in range(1, 5))
 
 
 def bf16_supported() -> bool:
-    ov = import_for("openvino", "openvino")
+    ov = import_for("openvino")
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
@@ -53,7 +53,7 @@ def split_at_decoder(core: Any, path: Path) -> tuple[Any, Any]:
     """The model at ``path`` as an encoder (image -> 4 features) and a decoder (4 features
     -> depth).  The encoder is taken from a clone: cutting the decoder off in place
     would leave a shared graph pointing at the new decoder inputs."""
-    ov = import_for("openvino", "openvino")
+    ov = import_for("openvino")
     whole = core.read_model(str(path))
     copy = whole.clone()
     encoder = ov.Model(encoder_outputs(copy), copy.get_parameters(), "encoder")
@@ -73,7 +73,7 @@ class OpenVinoRuntime(OnnxFileRuntime):
     def __init__(
         self, handle: WeightsHandle, cache_dir: Path, precision: str, threads: int
     ) -> None:
-        ov = import_for("openvino", "openvino")
+        ov = import_for("openvino")
         if uses_bf16(precision) and not bf16_supported():
             raise UserError('this CPU has no bf16 support in OpenVINO; use precision = "fp32"')
         self._core = ov.Core()
