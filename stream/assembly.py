@@ -74,15 +74,16 @@ def open_cameras(
     outputs: Outputs | None = None,
 ) -> dict[str, Pipeline]:
     """A live pipeline per camera (files loop) with its outputs open, not started yet, each
-    with its own settings (built here, once), all on one estimator: one set of weights in
-    memory, turns taken first come first served (:mod:`stream.turns`).  With several
-    cameras a network camera that does not answer yet is retried in the background."""
+    with its own settings (built here, once); one runtime per model in memory, shared by
+    the cameras that run it, turns taken first come first served (:mod:`stream.turns`).
+    With several cameras a camera that does not answer yet is retried in the background."""
     outputs = (outputs or Outputs()).checked(cfg)
     named = len(cameras) > 1
     if named and outputs.publish and "{camera}" not in outputs.publish:
         raise UserError("with several cameras, --publish needs '{camera}' in its URL")
     settings = [entry.settings(cfg, named) for entry in cameras]
-    estimator = open_estimator(cfg.model, weights)
+    models = {own.config.model.name: own.config.model for own in settings}
+    estimators = {name: open_estimator(model, weights) for name, model in models.items()}
     turns = Turns() if named else None
     sources: list[Source] = []
     try:
@@ -90,14 +91,15 @@ def open_cameras(
             src = open_source(own.source, cfg.camera, cfg.network, loop=True, wait=named)
             sources.append(src)
             if src.size is not None:
-                estimator.at_size(own.config.model.input_size).warm_up(*src.size)
+                model = own.config.model
+                estimators[model.name].at_size(model.size()).warm_up(*src.size)
     except BaseException:
         for src in sources:
             src.close()
         raise
     readings = obstacles or outputs.readings
     pipelines = {
-        own.name: _pipeline(own, src, estimator, readings, overlay, turns)
+        own.name: _pipeline(own, src, estimators[own.config.model.name], readings, overlay, turns)
         for own, src in zip(settings, sources, strict=True)
     }
     _add_outputs(list(pipelines.values()), outputs)
@@ -117,7 +119,7 @@ def _pipeline(
     cfg = settings.config
     return Pipeline(
         src,
-        estimator.at_size(cfg.model.input_size),
+        estimator.at_size(cfg.model.size()),
         renderer_for(cfg, estimator),
         settings=settings,
         queue_size=cfg.pipeline.queue_size,

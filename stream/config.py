@@ -22,13 +22,8 @@ import tomlkit
 
 from depthstream.capture.options import CameraOptions, NetworkOptions
 from depthstream.stream.errors import UserError
+from depthstream.stream.model.registry import DEFAULT_MODEL, MODELS, ModelSpec
 
-OFFICIAL_WEIGHTS_URL = (
-    "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"
-)
-# SHA-256 of the official file (85,761,505 bytes); its first 8 hex digits are the
-# "70d6b9c8" that torch hub's older name for the same file carries.
-OFFICIAL_WEIGHTS_SHA256 = "70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca"
 COLORMAPS = ("inferno", "turbo", "magma", "viridis", "plasma", "jet", "gray")
 DEPTH_ONLY = "depth"
 SIDE_BY_SIDE = "side-by-side"
@@ -57,16 +52,27 @@ BACKENDS: dict[str, Backend] = {
 
 @dataclass
 class ModelConfig:
-    """Which weights to run, on which runtime and precision, with how many threads."""
+    """Which model and weights to run, on which runtime and precision, with how many threads
+    and at which input size (0: the model's own default for stills or for video).
+    ``weights_url``/``weights_sha256`` empty: the model's official file."""
 
+    name: str = DEFAULT_MODEL
     weights: str = ""
-    weights_url: str = OFFICIAL_WEIGHTS_URL
-    weights_sha256: str = OFFICIAL_WEIGHTS_SHA256
+    weights_url: str = ""
+    weights_sha256: str = ""
     cache_dir: str = ""
     threads: int = 0
     backend: str = "torch"
     precision: str = "fp32"
-    input_size: int = 256
+    input_size: int = 0
+
+    @property
+    def spec(self) -> ModelSpec:
+        return MODELS[self.name]
+
+    def size(self, still: bool = False) -> int:
+        """The network input size: the configured one, else the model's default."""
+        return self.input_size or (self.spec.still_size if still else self.spec.live_size)
 
     def cache_root(self) -> Path:
         """Where downloaded weights and built model files live (XDG cache by default)."""
@@ -76,6 +82,8 @@ class ModelConfig:
         return Path(base) / "depthstream"
 
     def check(self) -> None:
+        if self.name not in MODELS:
+            raise ValueError(f"model.name {self.name!r} is not one of {', '.join(MODELS)}")
         if self.threads < 0:
             raise ValueError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
         if self.backend not in BACKENDS:
@@ -86,9 +94,17 @@ class ModelConfig:
                 f"model.precision {self.precision!r} is not available on {self.backend} "
                 f"(choose {', '.join(offered)})"
             )
-        if self.input_size % 32 or not 64 <= self.input_size <= 1024:
+        own = self.spec.precisions
+        if own is not None and self.precision not in own:
             raise ValueError(
-                f"model.input_size must be a multiple of 32 in 64..1024, got {self.input_size}"
+                f"model.precision {self.precision!r} is not offered for {self.name} yet "
+                f"(choose {', '.join(own)})"
+            )
+        multiple = 32 if self.spec.preprocessing == "midas" else 14
+        if self.input_size and (self.input_size % multiple or not 64 <= self.input_size <= 1036):
+            raise ValueError(
+                f"model.input_size for {self.name} must be 0 (the model's default) or a "
+                f"multiple of {multiple} in 64..1036, got {self.input_size}"
             )
 
 
@@ -359,13 +375,15 @@ class MqttConfig:
 @dataclass
 class CameraEntry:
     """One camera of a multi-camera ``serve``: a name for its URLs and topics, any source
-    ``run`` takes, and optionally its own RTSP publish URL, network input size (0: the
-    ``[model]`` one) and ``[calibration]``/``[obstacles]`` (None: the global sections;
-    a camera's table overrides only the keys it gives)."""
+    ``run`` takes, and optionally its own RTSP publish URL, model (another than ``[model]``
+    name runs at its own default size, fp32), network input size (0: the ``[model]`` one)
+    and ``[calibration]``/``[obstacles]`` (None: the global sections; a camera's table
+    overrides only the keys it gives)."""
 
     name: str
     source: str
     publish: str = ""
+    model: str = ""
     input_size: int = 0
     calibration: CalibrationConfig | None = None
     obstacles: ObstacleConfig | None = None
@@ -373,13 +391,17 @@ class CameraEntry:
     def settings(self, cfg: Config, named: bool = True) -> CameraSettings:
         """This camera's settings: ``cfg`` as it sees it, with its own sections on top."""
         model = cfg.model
+        if self.model and self.model != model.name:
+            model = dataclasses.replace(model, name=self.model, input_size=0, precision="fp32")
         if self.input_size:
             model = dataclasses.replace(model, input_size=self.input_size)
-        own = dataclasses.replace(
-            cfg,
-            model=model,
-            calibration=self.calibration or cfg.calibration,
-            obstacles=self.obstacles or cfg.obstacles,
+        own = metric_default(
+            dataclasses.replace(
+                cfg,
+                model=model,
+                calibration=self.calibration or cfg.calibration,
+                obstacles=self.obstacles or cfg.obstacles,
+            )
         )
         return CameraSettings(
             name=self.name, source=self.source, publish=self.publish, config=own, named=named
@@ -481,7 +503,7 @@ def _cameras(tables: Any, cfg: Config) -> list[CameraEntry]:
     entries = []
     for i, table in enumerate(tables):
         where = f"cameras[{i}]"
-        known = {"name": str, "source": str, "publish": str, "input_size": int}
+        known = {"name": str, "source": str, "publish": str, "model": str, "input_size": int}
         unknown = set(table) - set(known) - {"calibration", "obstacles"}
         if unknown or not {"name", "source"} <= set(table):
             raise UserError(
@@ -521,11 +543,20 @@ def config_from_dict(data: dict[str, Any]) -> Config:
                 raise UserError(f"config: unknown key {name}.{key} (known: {', '.join(hints)})")
             values[key] = _check_type(f"{name}.{key}", value, hints[key])
         sections[name] = cls(**values)
-    cfg = Config(**sections)
+    cfg = metric_default(Config(**sections))
     cfg.check()
     if "cameras" in data:
         cfg = dataclasses.replace(cfg, cameras=_cameras(data["cameras"], cfg))
     return cfg
+
+
+def metric_default(cfg: Config) -> Config:
+    """A metric model gives 1 / metres as its inverse depth: until calibrated, its
+    conversion is the identity (scale 1, shift 0), so every output speaks metres."""
+    if not cfg.model.spec.metric or cfg.calibration.scale > 0:
+        return cfg
+    identity = dataclasses.replace(cfg.calibration, scale=1.0, shift=0.0)
+    return dataclasses.replace(cfg, calibration=identity)
 
 
 def default_config_path() -> Path | None:
@@ -564,7 +595,7 @@ def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
     for name, values in sections.items():
         values = {k: v for k, v in values.items() if v is not None}
         changed[name] = dataclasses.replace(getattr(cfg, name), **values)
-    out = dataclasses.replace(cfg, **changed)
+    out = metric_default(dataclasses.replace(cfg, **changed))
     out.check()
     return out
 

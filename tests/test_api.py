@@ -129,3 +129,22 @@ def test_a_missing_config_is_one_clear_exception(tmp_path: Path) -> None:
     package's UserError naming it, before any source opens."""
     with pytest.raises(UserError, match=r"config: cannot read .*nowhere\.toml"):
         open_depth("sample", config=tmp_path / "nowhere.toml", weights="synthetic")
+
+
+def test_the_api_opens_the_same_outputs_as_the_command(tmp_path: Path) -> None:
+    """``open_depth(outputs=...)``: the assembly opens them as it does for ``run``: here an
+    MCAP recording of the frames seen, and a bad path refused before the source opens."""
+    from mcap.reader import make_reader
+
+    from depthstream import Outputs
+
+    target = tmp_path / "api.mcap"
+    with open_depth("sample", weights="synthetic", outputs=Outputs(mcap=str(target))) as frames:
+        seen = [next(frames) for _ in range(4)]
+    assert len(seen) == 4
+    with target.open("rb") as f:
+        images = [m for _, c, m in make_reader(f).iter_messages() if c.topic.endswith("compressed")]
+    assert len(images) >= 4
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(UserError, match="afile is not a folder"):
+        open_depth("rtsp://127.0.0.1:1/x", outputs=Outputs(record=str(tmp_path / "afile/v.mp4")))

@@ -218,7 +218,7 @@ def test_each_camera_runs_its_own_settings_on_the_one_model(
     try:
         assert len(opened) == 1  # one set of weights for both
         assert (near.settings.name, near.settings.named) == ("near", True)
-        sizes = (near.settings.config.model.input_size, far.settings.config.model.input_size)
+        sizes = (near.settings.config.model.size(), far.settings.config.model.size())
         assert sizes == (128, 256)
         assert near.calibration().scale == 0.05 and far.calibration().scale == 0.02
         readings = {}

@@ -113,7 +113,7 @@ def test_cameras_take_their_own_settings_over_the_global_ones(tmp_path: Path) ->
     # A camera's table overrides the keys it gives; the rest come from the global section.
     assert (d.calibration.scale, d.calibration.shift) == (0.05, 0.1)
     assert (d.obstacles.sectors, d.obstacles.warn_metres) == (3, 1.5)
-    assert d.model.input_size == 320 and y.model.input_size == 256
+    assert d.model.size() == 320 and y.model.size() == 256
     assert y.calibration == cfg.calibration and yard.publish == "rtsp://mtx:8554/yard"
 
 

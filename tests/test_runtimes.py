@@ -256,7 +256,7 @@ def test_smaller_input_size_runs_from_the_command_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert np.load(raw).shape == (96, 128)
-    assert ModelConfig().input_size == 256
+    assert ModelConfig().size() == 256
 
 
 def test_a_precision_the_backend_lacks_is_a_clean_error(tmp_path: Path) -> None:

@@ -21,12 +21,15 @@ import torch
 
 from depthstream.stream.config import ModelConfig
 from depthstream.stream.errors import UserError
-from depthstream.stream.model.locate import ENV_VAR, WEIGHTS_FILENAME, WeightsChoice, choose_weights
+from depthstream.stream.model.locate import ENV_VAR, WeightsChoice, choose_weights
+from depthstream.stream.model.registry import MODELS
 from depthstream.stream.model.weights import check_state_dict, load_model, read_state_dict
 from tests.conftest import DATA, assert_clean_error, run_cli, run_synthetic
 
 CHELSEA = DATA / "cases" / "chelsea" / "chelsea.png"
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+WEIGHTS_FILENAME = MODELS["midas-small"].weights_file
 
 
 # --------------------------------------------------------------------------- helpers

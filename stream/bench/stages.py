@@ -74,7 +74,7 @@ def stage_costs(clip: Path, cfg: Config, frames: int) -> dict[str, dict[str, flo
         return len(decoded)
 
     costs = {"decode": _charge(decode)}
-    size = cfg.model.input_size
+    size = cfg.model.size()
     costs["network input"] = _charge(lambda: len([to_net_input(f, size) for f in decoded]))
     renderer = DepthRenderer.from_config(cfg.normalize, cfg.render, UNTRAINED_STAMP)
     raws = [_stand_in_depth(rgb, size) for rgb in decoded]

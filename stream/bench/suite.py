@@ -172,7 +172,7 @@ def run_cameras_only(cfg: Config, weights: str, args: BenchOptions) -> int:
     section of the Markdown page (the rest of it stays as the last full run wrote it)."""
     counts = _counts(args.cameras) or [1, 2, 4]
     media = clips(Path(args.media) if args.media else None)
-    launch = Launch(weights, "torch", "fp32", cfg.model.threads, cfg.model.input_size)
+    launch = Launch(weights, "torch", "fp32", cfg.model.threads, cfg.model.size())
     runs = camera_runs(media[0], counts, launch, args.seconds, lambda m: log.info("bench: %s", m))
     section = camera_section(runs)
     print(section)
@@ -210,7 +210,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
     measure, fit = split(pick_frames(media, args.frames_per_clip))
     clip = media[0]
     clip_rgb = pick_frames([clip], args.frames_per_clip)
-    clip_shape = network_size(*clip_rgb[0].shape[:2], cfg.model.input_size)
+    clip_shape = network_size(*clip_rgb[0].shape[:2], cfg.model.size())
     shapes = [(s, s) for s in sizes]
     with tempfile.TemporaryDirectory(prefix="depthstream-bench-") as tmp:
         scratch = Path(tmp)
@@ -218,7 +218,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
         if clip_shape not in shapes:
             shapes.append(clip_shape)
             arrays[shape_key(clip_shape)] = np.stack(
-                [to_net_input(f, cfg.model.input_size) for f in clip_rgb]
+                [to_net_input(f, cfg.model.size()) for f in clip_rgb]
             )
         arrays["fit"] = square_inputs(fit, 256)
         np.savez(scratch / "inputs.npz", **arrays)
@@ -243,7 +243,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
 
         def launch(path: BenchPath) -> Launch:
             return Launch(
-                weights, path.backend, path.precision, cfg.model.threads, cfg.model.input_size
+                weights, path.backend, path.precision, cfg.model.threads, cfg.model.size()
             )
 
         def alone(path: BenchPath) -> Callable[[], float]:

@@ -78,7 +78,7 @@ def _depth_maps(
     when stabilization is off: then no later frame can be brought back into it)."""
     if Path(spec).suffix.lower() in IMAGE_SUFFIXES:
         rgb = read_image(spec)
-        depth = open_estimator(cfg.model, weights)(rgb)
+        depth = open_estimator(cfg.model, weights, still=True)(rgb)
         anchor = Anchor(grey_at(rgb, depth.raw.shape), depth.raw)
         return [depth.resized], anchor if cfg.temporal.stabilize else None
     maps = _DepthMaps()

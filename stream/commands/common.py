@@ -19,12 +19,20 @@ from depthstream.stream.config import (
     with_overrides,
 )
 from depthstream.stream.errors import UserError
+from depthstream.stream.model.registry import DEFAULT_MODEL, MODELS
 from depthstream.stream.outputs import Outputs
 
 
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="config file (default: ./config.toml)")
+    common.add_argument(
+        "--model",
+        choices=list(MODELS),
+        help="; ".join(f"{s.name}: {s.title}, {s.licence}" for s in MODELS.values())
+        + f" (default: {DEFAULT_MODEL}; the Depth Anything V2 Base/Large weights are not "
+        "Apache-2.0 and are not offered)",
+    )
     common.add_argument(
         "--weights",
         metavar="W",
@@ -42,7 +50,11 @@ def common_options() -> argparse.ArgumentParser:
         "decoder in bf16 or int8) where the backend offers them",
     )
     common.add_argument(
-        "--input-size", type=int, metavar="PX", help="network input's longer side (default 256)"
+        "--input-size",
+        type=int,
+        metavar="PX",
+        help="network input size (default: the model's; MiDaS 256, the longer side; Depth "
+        "Anything V2 518 for stills and 252 for video, the shorter side)",
     )
     return common
 
@@ -52,6 +64,7 @@ def config(args: argparse.Namespace) -> Config:
     return with_overrides(
         load_config(args.config),
         model={
+            "name": args.model,
             "threads": args.threads,
             "backend": args.backend,
             "precision": args.precision,

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 def _rgbd(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     pairs = find_pairs(Path(args.rgbd))
     truths = [read_depth(pair) for pair in pairs]
-    estimator = open_estimator(cfg.model, args.weights)
+    estimator = open_estimator(cfg.model, args.weights, still=True)
     rows = []
     for pair, truth in zip(pairs, truths, strict=True):
         rgb = read_image(pair.rgb)

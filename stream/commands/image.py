@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         for flag, path in _outputs(args, name).items():
             if path is not None:
                 check_writable(path, flag)
-    estimator = open_estimator(cfg.model, args.weights)
+    estimator = open_estimator(cfg.model, args.weights, still=True)
     done = 0
     for name in args.inputs:
         try:
@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         view = renderer_for(cfg, estimator).render(rgb, depth).image
         targets = _outputs(args, name)
         write_output(targets["--out"], lambda p, v=view: cv2.imwrite(str(p), v))
-        for flag, array in (("--raw", depth.raw), ("--depth", depth.resized)):
+        # What the network itself gives (metres for a metric head), as the official code does.
+        for flag, array in (("--raw", depth.output), ("--depth", depth.output_resized())):
             if targets[flag] is not None:
                 write_output(targets[flag], lambda p, a=array: np.save(p, a.astype(np.float32)))
         if scenes is not None:

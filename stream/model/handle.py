@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depthstream.stream.model.locate import WeightsChoice, file_digest
+from depthstream.stream.model.registry import DEFAULT_MODEL, MODELS, ModelSpec
 
 if TYPE_CHECKING:
     from depthstream.stream.model.weights import LoadedModel
@@ -24,26 +25,33 @@ class WeightsHandle:
     """One set of weights: ``key`` for caches, :meth:`load` for the network itself."""
 
     def __init__(
-        self, choice: WeightsChoice, load: Callable[[], LoadedModel], key: str = ""
+        self,
+        choice: WeightsChoice,
+        load: Callable[[], LoadedModel],
+        key: str = "",
+        model: str = DEFAULT_MODEL,
     ) -> None:
         self.choice = choice
+        self.model = model
         self._load = load
         self._key = key
         self._loaded: LoadedModel | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def of_choice(cls, choice: WeightsChoice) -> WeightsHandle:
+    def of_choice(
+        cls, choice: WeightsChoice, spec: ModelSpec = MODELS[DEFAULT_MODEL]
+    ) -> WeightsHandle:
         def load() -> LoadedModel:
             from depthstream.stream.model.weights import load_model
 
-            return load_model(choice)
+            return load_model(choice, spec)
 
-        return cls(choice, load)
+        return cls(choice, load, model=spec.name)
 
     @classmethod
     def of_loaded(cls, loaded: LoadedModel) -> WeightsHandle:
-        return cls(loaded.choice, lambda: loaded, key=loaded.digest)
+        return cls(loaded.choice, lambda: loaded, key=loaded.digest, model=loaded.name)
 
     @cached_property
     def key(self) -> str:
@@ -57,7 +65,7 @@ class WeightsHandle:
         a warm ONNX Runtime or OpenVINO start still needs no torch."""
         if self.choice.path is None:
             return
-        marker = cache_dir / "checked" / self.key
+        marker = cache_dir / "checked" / f"{self.model}-{self.key}"
         if marker.is_file():
             return
         self.load()

@@ -1,4 +1,4 @@
-"""Where the MiDaS weights come from, decided without loading them (and without torch).
+"""Where a model's weights come from, decided without loading them (and without torch).
 
 Resolution order: ``--weights PATH`` -> ``[model] weights`` in config ->
 ``DEPTHSTREAM_WEIGHTS`` -> the user cache -> download from the official release
@@ -22,7 +22,6 @@ from depthstream.stream.model.download import DownloadError, download
 log = logging.getLogger("depthstream")
 
 SYNTHETIC = "synthetic"
-WEIGHTS_FILENAME = "midas_v21_small_256.pt"
 ENV_VAR = "DEPTHSTREAM_WEIGHTS"
 
 
@@ -56,20 +55,22 @@ def choose_weights(
             if not path.is_file():
                 raise UserError(f"weights file {path} (from {origin}) does not exist")
             return WeightsChoice(path, origin)
-    cached = model.cache_root() / WEIGHTS_FILENAME
+    spec = model.spec
+    cached = model.cache_root() / spec.weights_file
     if cached.is_file():
         return WeightsChoice(cached, "cache")
     hint = (
-        f"put {WEIGHTS_FILENAME} at {cached}, pass --weights PATH, or set {ENV_VAR}"
+        f"put {spec.weights_file} at {cached}, pass --weights PATH, or set {ENV_VAR}"
         " (--weights synthetic runs untrained weights for smoke tests)"
     )
     if not allow_download:
-        raise UserError(f"no MiDaS weights found: {hint}")
-    log.info("downloading MiDaS v2.1 small weights from %s", model.weights_url)
+        raise UserError(f"no {spec.title} weights found: {hint}")
+    url = model.weights_url or spec.weights_url
+    log.info("downloading %s weights (%s) from %s", spec.title, spec.licence, url)
     try:
-        download(model.weights_url, cached, model.weights_sha256)
+        download(url, cached, model.weights_sha256 or spec.weights_sha256)
     except DownloadError as exc:
-        raise UserError(f"could not download MiDaS weights ({exc}); {hint}") from None
+        raise UserError(f"could not download {spec.title} weights ({exc}); {hint}") from None
     return WeightsChoice(cached, "download")
 
 

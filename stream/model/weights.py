@@ -1,12 +1,13 @@
-"""Loading and checking MiDaS small weights into the network (needs torch).
+"""Building a registered model and loading its weights into it (needs torch).
 
 Which file to load is decided by :mod:`stream.model.locate`; this module
-refuses anything that is not exactly MiDaS v2.1 small.
+refuses anything that is not exactly the chosen model's state dict.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import logging
 import pickle
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.locate import WeightsChoice
-from depthstream.stream.model.midas_small import MidasSmall
+from depthstream.stream.model.registry import DEFAULT_MODEL, MODELS, ModelSpec
 from depthstream.stream.model.synthetic import synthetic_state_dict
 
 log = logging.getLogger("depthstream")
@@ -28,9 +30,10 @@ log = logging.getLogger("depthstream")
 class LoadedModel:
     """An eval-mode model plus what identifies its weights (for the trace cache)."""
 
-    model: MidasSmall
+    model: nn.Module
     digest: str
     choice: WeightsChoice
+    name: str = DEFAULT_MODEL
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
@@ -60,7 +63,10 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def check_state_dict(
-    expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], source: str
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    source: str,
+    title: str = "MiDaS v2.1 small",
 ) -> None:
     """Refuse anything but an exact key/shape match, naming the first offenders."""
     missing = [k for k in expected if k not in given]
@@ -76,7 +82,7 @@ def check_state_dict(
             shown = ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
             problems.append(f"{len(items)} {label} key(s): {shown}")
     if problems:
-        raise UserError(f"{source} is not MiDaS v2.1 small weights: " + "; ".join(problems))
+        raise UserError(f"{source} is not {title} weights: " + "; ".join(problems))
 
 
 def state_dict_digest(state: Mapping[str, torch.Tensor]) -> str:
@@ -88,16 +94,22 @@ def state_dict_digest(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def load_model(choice: WeightsChoice) -> LoadedModel:
+def build(spec: ModelSpec) -> nn.Module:
+    """The model's network, untrained (its registry entry names the class)."""
+    module, _, name = spec.network.partition(":")
+    return getattr(importlib.import_module(module), name)(**spec.network_args)
+
+
+def load_model(choice: WeightsChoice, spec: ModelSpec = MODELS[DEFAULT_MODEL]) -> LoadedModel:
     """Build the network and load ``choice`` strictly (the caller warns about synthetic ones)."""
-    model = MidasSmall()
+    model = build(spec)
     template = model.state_dict()
     if choice.synthetic:
-        state = synthetic_state_dict(template)
+        state = synthetic_state_dict(template, spec.synthetic)
         digest = "synthetic-" + state_dict_digest(state)
     else:
         state, digest = read_state_dict(choice.path)
-        check_state_dict(template, state, str(choice.path))
+        check_state_dict(template, state, str(choice.path), spec.title)
         log.info("weights: %s (%s)", choice.path, choice.origin)
     model.load_state_dict(state, strict=True)
-    return LoadedModel(model.eval(), digest, choice)
+    return LoadedModel(model.eval(), digest, choice, spec.name)

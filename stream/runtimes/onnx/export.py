@@ -24,6 +24,7 @@ from pathlib import Path
 
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.model.registry import DEFAULT_MODEL
 from depthstream.stream.runtimes.cache_file import write_atomically
 
 log = logging.getLogger("depthstream")
@@ -34,12 +35,14 @@ INPUT_NAME = "image"
 GRAPH_VERSION = 3
 
 
-def onnx_path(cache_dir: Path, key: str, shape: tuple[int, int], kind: str) -> Path:
+def onnx_path(
+    cache_dir: Path, key: str, shape: tuple[int, int], kind: str, model: str = DEFAULT_MODEL
+) -> Path:
     """Named for everything the file depends on: weights, exporter version, shape, graph
     version and kind (``fp32``, ``fp32-rewritten`` or an int8 precision)."""
     torch_version = version("torch").replace("+", "_")
     size = f"{shape[0]}x{shape[1]}"
-    name = f"midas_small-{key[:24]}-torch{torch_version}-{size}-g{GRAPH_VERSION}-{kind}.onnx"
+    name = f"{model}-{key[:24]}-torch{torch_version}-{size}-g{GRAPH_VERSION}-{kind}.onnx"
     return cache_dir / "onnx" / name
 
 
@@ -71,7 +74,8 @@ def fp32_model(
 ) -> Path:
     """The cached fp32 ONNX file for ``shape`` (the official graph, or the rewritten one),
     exported on first use."""
-    path = onnx_path(cache_dir, handle.key, shape, "fp32-rewritten" if rewritten else "fp32")
+    kind = "fp32-rewritten" if rewritten else "fp32"
+    path = onnx_path(cache_dir, handle.key, shape, kind, handle.model)
     if not path.is_file():
         log.info("exporting the model to ONNX for %dx%d input (cached afterwards)", *shape)
         if not write_atomically(path, lambda tmp: export(handle, shape, tmp, rewritten)):

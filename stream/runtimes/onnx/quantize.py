@@ -117,7 +117,7 @@ def int8_model(
     handle: WeightsHandle, shape: tuple[int, int], cache_dir: Path, precision: str
 ) -> Path:
     """The cached ``int8`` or ``int8-decoder`` ONNX file for ``shape``, quantized on first use."""
-    path = onnx_path(cache_dir, handle.key, shape, precision)
+    path = onnx_path(cache_dir, handle.key, shape, precision, handle.model)
     if not path.is_file():
         fp32 = fp32_model(handle, shape, cache_dir, rewritten=True)
         log.info("quantizing the model (%s) for %dx%d input (cached afterwards)", precision, *shape)

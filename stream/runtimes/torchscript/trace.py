@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.model.registry import DEFAULT_MODEL
 from depthstream.stream.runtimes.cache_file import write_atomically
 from depthstream.stream.runtimes.torchscript.fold import fold_batchnorm
 
@@ -35,11 +36,13 @@ log = logging.getLogger("depthstream")
 GRAPH_VERSION = 2
 
 
-def cache_path(cache_dir: Path, key: str, shape: tuple[int, int], precision: str) -> Path:
+def cache_path(
+    cache_dir: Path, key: str, shape: tuple[int, int], precision: str, model: str = DEFAULT_MODEL
+) -> Path:
     """The cache file name carries everything the traced graph depends on."""
     version = torch.__version__.replace("+", "_")
     size = f"{shape[0]}x{shape[1]}"
-    name = f"midas_small-{key[:24]}-torch{version}-{size}-{precision}-g{GRAPH_VERSION}.pt"
+    name = f"{model}-{key[:24]}-torch{version}-{size}-{precision}-g{GRAPH_VERSION}.pt"
     return cache_dir / "traced" / name
 
 
@@ -94,9 +97,11 @@ def load_or_trace(
     timm or holds the eager weights.  Torch marks TorchScript deprecated; those
     warnings say nothing a user can act on, so they are silenced here.
     """
-    path = cache_path(cache_dir, handle.key, shape, precision)
+    path = cache_path(cache_dir, handle.key, shape, precision, handle.model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        # Shapes read while tracing become constants, as they should: a trace is per shape.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         if path.is_file():
             try:
                 return torch.jit.load(str(path), map_location="cpu")

@@ -1,0 +1,125 @@
+"""The models depthstream runs, one entry each, as timm keeps its registry: what builds the
+network, how an image becomes its input, what its output means, its default input sizes
+and where its official weights come from.  Settings, flags, the weights lookup, the
+runtimes, the bench and the docs read this table; a new model is one entry here plus its
+network module.  Plain data: importing it loads neither torch nor any network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+INVERSE_DEPTH = "inverse depth"  # relative, bigger = nearer
+METRES = "metres"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """One model.  ``network``: ``module:class`` of its ``nn.Module``, built with
+    ``network_args``.  ``preprocessing``: ``midas`` (longer side to the input size,
+    multiples of 32, bicubic back) or ``depth-anything`` (shorter side at least the input
+    size, multiples of 14, bilinear back, as the official ``infer_image``).  ``output``:
+    :data:`INVERSE_DEPTH` or :data:`METRES`.  ``still_size``/``live_size``: the default
+    input size for single images and for video.  ``synthetic``: the parity recipe of its
+    untrained test weights.  ``precisions``: those of each backend's that it offers.
+    ``fusion``: whether the traced graph runs with torch's oneDNN graph fusion (which
+    fails on the ViT's graph)."""
+
+    name: str
+    title: str
+    network: str
+    network_args: dict[str, float] = field(default_factory=dict)
+    preprocessing: str
+    output: str
+    still_size: int
+    live_size: int
+    weights_file: str
+    weights_url: str
+    weights_sha256: str
+    licence: str
+    synthetic: str
+    precisions: tuple[str, ...] | None = None  # None: every precision a backend offers
+    fusion: bool = True
+
+    @property
+    def metric(self) -> bool:
+        return self.output == METRES
+
+
+_DA_V2 = "depthstream.stream.model.depth_anything_v2:DepthAnythingV2Small"
+_HF = "https://huggingface.co/depth-anything"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="midas-small",
+            title="MiDaS v2.1 small",
+            network="depthstream.stream.model.midas_small:MidasSmall",
+            preprocessing="midas",
+            output=INVERSE_DEPTH,
+            still_size=256,
+            live_size=256,
+            weights_file="midas_v21_small_256.pt",
+            weights_url="https://github.com/isl-org/MiDaS/releases/download/v2_1/"
+            "midas_v21_small_256.pt",
+            # Its first 8 hex digits are the "70d6b9c8" of torch hub's older name for the file.
+            weights_sha256="70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca",
+            licence="MIT",
+            synthetic="midas",
+        ),
+        ModelSpec(
+            name="depth-anything-v2-small",
+            title="Depth Anything V2 Small",
+            network=_DA_V2,
+            preprocessing="depth-anything",
+            output=INVERSE_DEPTH,
+            still_size=518,
+            live_size=252,
+            weights_file="depth_anything_v2_vits.pth",
+            weights_url=f"{_HF}/Depth-Anything-V2-Small/resolve/main/depth_anything_v2_vits.pth",
+            weights_sha256="715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378",
+            licence="Apache-2.0",
+            synthetic="depth-anything",
+            precisions=("fp32",),
+            fusion=False,
+        ),
+        ModelSpec(
+            name="depth-anything-v2-small-indoor",
+            title="Depth Anything V2 Small, metric, indoor (Hypersim, up to 20 m)",
+            network=_DA_V2,
+            network_args={"max_depth": 20.0},
+            preprocessing="depth-anything",
+            output=METRES,
+            still_size=518,
+            live_size=252,
+            weights_file="depth_anything_v2_metric_hypersim_vits.pth",
+            weights_url=f"{_HF}/Depth-Anything-V2-Metric-Hypersim-Small/resolve/main/"
+            "depth_anything_v2_metric_hypersim_vits.pth",
+            weights_sha256="b782898d8a3e8be1f639de33837ed85e9b4b73e40f8f5e5cd99067588d722545",
+            licence="Apache-2.0",
+            synthetic="depth-anything",
+            precisions=("fp32",),
+            fusion=False,
+        ),
+        ModelSpec(
+            name="depth-anything-v2-small-outdoor",
+            title="Depth Anything V2 Small, metric, outdoor (Virtual KITTI, up to 80 m)",
+            network=_DA_V2,
+            network_args={"max_depth": 80.0},
+            preprocessing="depth-anything",
+            output=METRES,
+            still_size=518,
+            live_size=252,
+            weights_file="depth_anything_v2_metric_vkitti_vits.pth",
+            weights_url=f"{_HF}/Depth-Anything-V2-Metric-VKITTI-Small/resolve/main/"
+            "depth_anything_v2_metric_vkitti_vits.pth",
+            weights_sha256="9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb",
+            licence="Apache-2.0",
+            synthetic="depth-anything",
+            precisions=("fp32",),
+            fusion=False,
+        ),
+    )
+}
+DEFAULT_MODEL = "midas-small"
