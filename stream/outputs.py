@@ -214,7 +214,7 @@ class Outputs:
             sinks.append(self._foxglove_server.camera(scenes, cfg.robot, name))
         if self.mcap:
             try:
-                sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot))
+                sinks.append(McapRecorder(self.mcap, fps, scenes, cfg.robot, cfg.model.name))
             except BaseException:
                 for sink in sinks:
                     sink.close()

@@ -433,6 +433,7 @@ class Pipeline(AbstractContextManager):
             status.reconnects,
             status.corrupt,
         )
+        figures = {"model": self._settings.config.model.name, **figures}
         outputs = self.outputs()
         return {**figures, "outputs": outputs} if outputs else figures
 

@@ -308,6 +308,8 @@ def test_rest_depth_uses_the_named_cameras_model_and_calibration(tmp_path: Path)
                 depth = np.load(io.BytesIO(await reply.read()))
                 np.testing.assert_allclose(depth, own[size], rtol=1e-5, atol=1e-6)
             assert (await post(client, "camera=near&format=ply")).status == 200
+            health = await (await client.get("/healthz")).json()
+            assert health["cameras"]["far"]["model"] == "midas-small"
             refused = await post(client, "camera=far&format=ply")
             assert refused.status == 409 and "calibrate first" in (await refused.json())["error"]
 

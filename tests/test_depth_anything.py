@@ -64,6 +64,20 @@ def test_every_parity_case_as_the_pipeline_runs_the_model(estimators, kind, case
     assert off_by(depth.output_resized(), np.load(REFERENCE / case["output_resized"])) <= TOLERANCE
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_each_runtime_at_fp32_matches_the_official_output(tmp_path: Path, backend: str) -> None:
+    require(REFERENCE.is_dir(), f"{REFERENCE} is missing")
+    case = next(c for k, c in cases() if k == "relative" and c["input_size"] == 252)
+    proc = run_synthetic(
+        "image", str(REFERENCE / case["image"]), "--model", HEADS["relative"], "--input-size",
+        "252", "--backend", backend, "--raw", "r.npy", "--depth", "d.npy", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert off_by(np.load(tmp_path / "r.npy"), np.load(REFERENCE / case["raw_output"])) <= TOLERANCE
+    want = np.load(REFERENCE / case["output_resized"])
+    assert off_by(np.load(tmp_path / "d.npy"), want) <= TOLERANCE
+
+
 @pytest.mark.parametrize("kind", list(HEADS))
 def test_the_image_command_means_what_the_official_code_means(tmp_path: Path, kind) -> None:
     """``image --input-size N --raw --depth`` = the official ``infer_image(image, N)``."""
@@ -113,6 +127,8 @@ def test_a_metric_head_speaks_metres_without_calibration(tmp_path: Path) -> None
     with (tmp_path / "m.mcap").open("rb") as f:
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         messages = [(c.topic, m) for _, c, _, m in reader.iter_decoded_messages()]
+        (described,) = [m.metadata for m in reader.iter_metadata() if m.name == "depthstream"]
+    assert described["model"] == "depth-anything-v2-small-indoor"
     topics = {topic for topic, _ in messages}
     assert "/camera/depth/image" in topics and "/camera/inverse_depth/image" not in topics
     depth = next(m for topic, m in messages if topic == "/camera/depth/image")

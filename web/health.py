@@ -15,6 +15,7 @@ def _camera(feed: Feed, state: ServerState) -> dict:
     status = feed.pipeline.status()
     return {
         "status": "ok" if status.alive else "dead",
+        "model": feed.settings.config.model.name,
         "source": status.source,
         "frames_processed": status.frames_processed,
         "fps": round(status.recent_fps, 2),

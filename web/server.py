@@ -108,6 +108,7 @@ def frame_record(pipeline: Pipeline, camera: str) -> Callable[[Result], dict[str
         fit = reading.calibration if reading is not None else None
         return {
             "camera": camera,
+            "model": pipeline.settings.config.model.name,
             "frame": result.frame.seq,
             "capture_time": round(result.frame.wall_time, 4),
             "fps": round(status.recent_fps, 2),

@@ -32,6 +32,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from depthstream.stream.config import RobotConfig
 from depthstream.stream.errors import UserError
+from depthstream.stream.model.registry import DEFAULT_MODEL
 from depthstream.stream.pipeline import Result
 from depthstream.stream.scene import Scene, Scenes
 from depthstream.stream.sinks.robot_messages import BodyToOptical, CameraModel, DepthImage, stamp
@@ -142,8 +143,16 @@ def static_transform(stamp_ns: int, robot: RobotConfig) -> dict[str, Any]:
 class McapRecorder:
     """Sink: writes each result's messages (the module docstring lists them) to ``path``."""
 
-    def __init__(self, path: str | Path, fps: float, scenes: Scenes, robot: RobotConfig) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        scenes: Scenes,
+        robot: RobotConfig,
+        model: str = DEFAULT_MODEL,
+    ) -> None:
         self.path = Path(path)
+        self._model = model
         self._part = self.path.with_name(self.path.name + ".part")
         self._scenes = scenes
         self._robot = robot
@@ -172,7 +181,11 @@ class McapRecorder:
         if not self._described:
             self._writer.add_metadata(
                 "depthstream",
-                {**{k: str(v) for k, v in scene.info().items()}, "frame_id": frame_id},
+                {
+                    **{k: str(v) for k, v in scene.info().items()},
+                    "frame_id": frame_id,
+                    "model": self._model,
+                },
             )
             self._put("/tf_static", "tf2_msgs/msg/TFMessage", static_transform(t, self._robot), t)
             self._described = True
