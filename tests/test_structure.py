@@ -197,6 +197,7 @@ def test_readme_is_a_users_document_that_starts_with_the_two_commands() -> None:
         "reliability.md",
         "deploy.md",
         "robot.md",
+        "models.md",
     ],
 )
 def test_the_docs_the_readme_points_to_exist(name: str) -> None:
