@@ -100,11 +100,11 @@ class ModelConfig:
                 f"model.precision {self.precision!r} is not offered for {self.name} yet "
                 f"(choose {', '.join(own)})"
             )
-        multiple = 32 if self.spec.preprocessing == "midas" else 14
-        if self.input_size and (self.input_size % multiple or not 64 <= self.input_size <= 1036):
+        multiple, top = (32, 1024) if self.spec.preprocessing == "midas" else (14, 1036)
+        if self.input_size and (self.input_size % multiple or not 64 <= self.input_size <= top):
             raise ValueError(
                 f"model.input_size for {self.name} must be 0 (the model's default) or a "
-                f"multiple of {multiple} in 64..1036, got {self.input_size}"
+                f"multiple of {multiple} in 64..{top}, got {self.input_size}"
             )
 
 
@@ -553,7 +553,8 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 def metric_default(cfg: Config) -> Config:
     """A metric model gives 1 / metres as its inverse depth: until calibrated, its
     conversion is the identity (scale 1, shift 0), so every output speaks metres."""
-    if not cfg.model.spec.metric or cfg.calibration.scale > 0:
+    spec = MODELS.get(cfg.model.name)  # an unknown name is the check's to word
+    if spec is None or not spec.metric or cfg.calibration.scale > 0:
         return cfg
     identity = dataclasses.replace(cfg.calibration, scale=1.0, shift=0.0)
     return dataclasses.replace(cfg, calibration=identity)

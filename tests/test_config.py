@@ -126,6 +126,7 @@ def test_cameras_take_their_own_settings_over_the_global_ones(tmp_path: Path) ->
         ('[[cameras]]\nname = "a"\nsource = "s"\n[cameras.obstacles]\nsector = 3\n', "sector"),
         ('[[cameras]]\nname = "a"\nsource = "s"\n[cameras.obstacles]\nsectors = 0\n', "sectors"),
         ('[[cameras]]\nname = "a"\nsource = "s"\ninput_size = 100\n', "input_size"),
+        ('[[cameras]]\nname = "a"\nsource = "s"\nmodel = "nope"\n', "model.name 'nope'"),
     ],
 )
 def test_bad_camera_tables_are_refused_naming_the_key(tmp_path: Path, text, named) -> None:

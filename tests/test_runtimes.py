@@ -233,6 +233,12 @@ def test_a_warm_trace_cache_never_builds_the_network(tmp_path: Path) -> None:
         ({"precision": "int8"}, "not available on torch"),
         ({"input_size": 200}, "multiple of 32"),
         ({"input_size": 32}, "64..1024"),
+        ({"name": "depth-anything-v2-small", "input_size": 256}, "multiple of 14"),
+        (
+            {"name": "depth-anything-v2-small", "backend": "openvino", "precision": "int8"},
+            "not offered for depth-anything-v2-small",
+        ),
+        ({"name": "midas-large"}, "model.name 'midas-large'"),
     ],
 )
 def test_bad_runtime_settings_are_refused(model: dict, words: str) -> None:
