@@ -28,10 +28,11 @@ log = logging.getLogger("depthstream")
 ROBOT_MODULES = ("mcap", "mcap_ros2", "rosbags", "foxglove")
 
 
-def check_writable(path: Path, flag: str) -> None:
-    """A one-line error naming ``path`` when a file cannot be written there.  Missing
-    folders are made when the file is written, so the nearest existing one is tried (with
-    a nameless temporary file: nothing is left behind)."""
+def check_writable(path: Path, flag: str, make_folders: bool = True) -> None:
+    """A one-line error naming ``path`` when a file cannot be written there.  With
+    ``make_folders`` missing folders are made when the file is written, so the nearest
+    existing one is tried (with a nameless temporary file: nothing is left behind); else a
+    missing folder is the error (a recording's path with a typo in it)."""
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a folder, not a file")
     folder = path.parent
@@ -39,6 +40,8 @@ def check_writable(path: Path, flag: str) -> None:
         folder = folder.parent
     if not folder.is_dir():
         raise UserError(f"{flag} {path}: {folder} is not a folder")
+    if not make_folders and folder != path.parent:
+        raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
     try:
         if path.exists():
             with path.open("ab"):
@@ -113,7 +116,7 @@ class Outputs:
                     )
         files = self.files()
         for flag, path in files.items():
-            check_writable(path, flag)
+            check_writable(path, flag, make_folders=flag == "--stats-json")
         twice = {p for p in files.values() if list(files.values()).count(p) > 1}
         if twice:
             raise UserError(f"{sorted(twice)[0]} is given for two outputs")

@@ -34,7 +34,7 @@ def refused_early(proc, *words: str) -> str:
     ("flag", "target", "words"),
     [
         ("--record", "afile/sub/out.mp4", ("afile is not a folder",)),
-        ("--record-depth", "/proc/nowhere/depth.mkv", ("cannot write files in /proc",)),
+        ("--record-depth", "/proc/depth.mkv", ("cannot write files in /proc",)),
         ("--record-mcap", "adir", ("is a folder",)),
         ("--stats-json", "afile/stats.json", ("afile is not a folder",)),
     ],
@@ -70,13 +70,19 @@ def test_one_file_for_two_outputs_is_refused(tmp_path: Path) -> None:
     refused_early(proc, "o.mp4", "two outputs")
 
 
-def test_missing_folders_of_an_output_are_made(tmp_path: Path) -> None:
+def test_a_recording_needs_its_folder_and_the_figures_make_theirs(tmp_path: Path) -> None:
+    """A recording into a folder that is not there is a typo to report; the stats JSON's
+    folders are made, as the other commands' result files' are."""
     proc = run_synthetic(
-        "run", "sample", "--display", "none", "--frames", "3", "--record", "a/b/out.mp4",
+        "run", UNREACHABLE, "--display", "none", "--record", "a/b/out.mp4", cwd=tmp_path
+    )
+    refused_early(proc, "--record", "out.mp4", "folder", "does not exist")
+    proc = run_synthetic(
+        "run", "sample", "--display", "none", "--frames", "3", "--record", "out.mp4",
         "--stats-json", "a/c/stats.json", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "a/b/out.mp4").stat().st_size > 0
+    assert (tmp_path / "out.mp4").stat().st_size > 0
     assert (tmp_path / "a/c/stats.json").is_file()
 
 
@@ -112,6 +118,7 @@ def test_version_is_the_installed_distribution() -> None:
 
 def test_the_run_ends_with_one_summary_naming_what_it_wrote(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("[output]\nlog_interval = 0.3\n")
+    (tmp_path / "out").mkdir()
     proc = run_synthetic(
         "run", "sample", "--display", "none", "--frames", "40", "--config", "c.toml",
         "--record", "out/view.mp4", "--record-depth", "out/depth.mkv", "--stats-json", "s.json",
