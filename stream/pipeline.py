@@ -203,12 +203,12 @@ class Pipeline(AbstractContextManager):
 
     def status(self) -> PipelineStatus:
         """Safe from any thread, like every reading method here."""
-        stats = self._stats.snapshot()
+        processed, fps = self._stats.progress()  # not a snapshot: this runs per frame
         return PipelineStatus(
             alive=not self._done.is_set(),
             source=self._source.status.state,
-            frames_processed=stats.frames_processed,
-            recent_fps=stats.recent_fps,
+            frames_processed=processed,
+            recent_fps=fps,
         )
 
     def stats(self) -> StatsSnapshot:

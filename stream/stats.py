@@ -134,6 +134,11 @@ class RunStats:
         with self._lock:
             return self._recent_fps()
 
+    def progress(self) -> tuple[int, float]:
+        """Frames processed so far and the recent rate: cheap enough for every frame."""
+        with self._lock:
+            return self._frames_processed, self._recent_fps()
+
     def snapshot(self) -> StatsSnapshot:
         """The figures as they are now, copied under the lock (safe from any thread)."""
         with self._lock:

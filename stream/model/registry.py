@@ -46,8 +46,29 @@ class ModelSpec:
         return self.output == METRES
 
 
-_DA_V2 = "depthstream.stream.model.depth_anything_v2:DepthAnythingV2Small"
-_HF = "https://huggingface.co/depth-anything"
+def _depth_anything(
+    suffix: str, title: str, repo: str, file: str, sha256: str, max_depth: float = 0.0
+) -> ModelSpec:
+    """One Depth Anything V2 Small head: the same network and preprocessing, its own
+    weights on Hugging Face; ``max_depth`` > 0 for the metric heads (metres)."""
+    return ModelSpec(
+        name=f"depth-anything-v2-small{suffix}",
+        title=f"Depth Anything V2 Small{title}",
+        network="depthstream.stream.model.depth_anything_v2:DepthAnythingV2Small",
+        network_args={"max_depth": max_depth} if max_depth else {},
+        preprocessing="depth-anything",
+        output=METRES if max_depth else INVERSE_DEPTH,
+        still_size=518,
+        live_size=252,
+        weights_file=file,
+        weights_url=f"https://huggingface.co/depth-anything/{repo}/resolve/main/{file}",
+        weights_sha256=sha256,
+        licence="Apache-2.0",
+        synthetic="depth-anything",
+        precisions=("fp32",),
+        fusion=False,
+    )
+
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -68,57 +89,28 @@ MODELS: dict[str, ModelSpec] = {
             licence="MIT",
             synthetic="midas",
         ),
-        ModelSpec(
-            name="depth-anything-v2-small",
-            title="Depth Anything V2 Small",
-            network=_DA_V2,
-            preprocessing="depth-anything",
-            output=INVERSE_DEPTH,
-            still_size=518,
-            live_size=252,
-            weights_file="depth_anything_v2_vits.pth",
-            weights_url=f"{_HF}/Depth-Anything-V2-Small/resolve/main/depth_anything_v2_vits.pth",
-            weights_sha256="715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378",
-            licence="Apache-2.0",
-            synthetic="depth-anything",
-            precisions=("fp32",),
-            fusion=False,
+        _depth_anything(
+            "",
+            "",
+            "Depth-Anything-V2-Small",
+            "depth_anything_v2_vits.pth",
+            "715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378",
         ),
-        ModelSpec(
-            name="depth-anything-v2-small-indoor",
-            title="Depth Anything V2 Small, metric, indoor (Hypersim, up to 20 m)",
-            network=_DA_V2,
-            network_args={"max_depth": 20.0},
-            preprocessing="depth-anything",
-            output=METRES,
-            still_size=518,
-            live_size=252,
-            weights_file="depth_anything_v2_metric_hypersim_vits.pth",
-            weights_url=f"{_HF}/Depth-Anything-V2-Metric-Hypersim-Small/resolve/main/"
+        _depth_anything(
+            "-indoor",
+            ", metric, indoor (Hypersim, up to 20 m)",
+            "Depth-Anything-V2-Metric-Hypersim-Small",
             "depth_anything_v2_metric_hypersim_vits.pth",
-            weights_sha256="b782898d8a3e8be1f639de33837ed85e9b4b73e40f8f5e5cd99067588d722545",
-            licence="Apache-2.0",
-            synthetic="depth-anything",
-            precisions=("fp32",),
-            fusion=False,
+            "b782898d8a3e8be1f639de33837ed85e9b4b73e40f8f5e5cd99067588d722545",
+            max_depth=20.0,
         ),
-        ModelSpec(
-            name="depth-anything-v2-small-outdoor",
-            title="Depth Anything V2 Small, metric, outdoor (Virtual KITTI, up to 80 m)",
-            network=_DA_V2,
-            network_args={"max_depth": 80.0},
-            preprocessing="depth-anything",
-            output=METRES,
-            still_size=518,
-            live_size=252,
-            weights_file="depth_anything_v2_metric_vkitti_vits.pth",
-            weights_url=f"{_HF}/Depth-Anything-V2-Metric-VKITTI-Small/resolve/main/"
+        _depth_anything(
+            "-outdoor",
+            ", metric, outdoor (Virtual KITTI, up to 80 m)",
+            "Depth-Anything-V2-Metric-VKITTI-Small",
             "depth_anything_v2_metric_vkitti_vits.pth",
-            weights_sha256="9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb",
-            licence="Apache-2.0",
-            synthetic="depth-anything",
-            precisions=("fp32",),
-            fusion=False,
+            "9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb",
+            max_depth=80.0,
         ),
     )
 }
