@@ -1,9 +1,11 @@
-"""Metres from MiDaS: fit depth_m = 1 / (s * d + t) to points of known distance.
+"""Metres from a depth model: fit depth_m = 1 / (s * d + t) to points of known distance.
 
-MiDaS predicts inverse depth up to an unknown scale and shift, so the fit is
-linear in inverse-depth space: 1/metres = s * d + t.  With more than three
-points it rejects outliers (residual beyond 3 robust standard deviations) and
-refits; it refuses degenerate input rather than return a meaningless line.
+MiDaS (and relative Depth Anything) predict inverse depth up to an unknown scale and
+shift, so the fit is linear in inverse-depth space: 1/metres = s * d + t.  With more
+than three points it rejects outliers (residual beyond 3 robust standard deviations) and
+refits; it refuses degenerate input rather than return a meaningless line.  A metric
+model already answers in metres (its d is 1/metres): its points fit one correction
+factor (shift 0), and the fit says how far off the model's own metres were.
 The ``calibrate`` command and the page's calibration both go through
 :func:`calibrate` and :func:`save`.
 """
@@ -36,6 +38,12 @@ class Fit:
     rms_error_m: float
     used: int
     rejected: int
+    model_rms_m: float | None = None  # a metric model's own error at the points
+
+    @property
+    def model_factor(self) -> float:
+        """For a metric model: the measured distances over the model's own (1 / scale)."""
+        return 1.0 / self.scale
 
     def metres(self, inverse_depth: np.ndarray | float) -> np.ndarray:
         """Metric depth; inf where the line says "beyond infinity" (s*d + t <= 0)."""
@@ -51,18 +59,42 @@ def stored_fit(section: CalibrationConfig) -> Fit | None:
     return Fit(section.scale, section.shift, section.rms_error_m, len(section.points), 0)
 
 
-def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
-    """Fit s, t from network values ``inverse_depth`` at points ``metres`` away."""
+def _checked(
+    inverse_depth: np.ndarray, metres: np.ndarray, least: int
+) -> tuple[np.ndarray, np.ndarray]:
     d = np.asarray(inverse_depth, dtype=np.float64).ravel()
     m = np.asarray(metres, dtype=np.float64).ravel()
     if d.size != m.size:
         raise ValueError("inverse_depth and metres differ in length")
-    if d.size < 2:
-        raise UserError(f"calibration needs at least 2 points, got {d.size}")
+    if d.size < least:
+        raise UserError(f"calibration needs at least {least} point(s), got {d.size}")
     if not np.all(np.isfinite(m)) or np.any(m <= 0):
         raise UserError("calibration distances must be positive numbers of metres")
     if not np.all(np.isfinite(d)) or np.any(d <= 0):
         raise UserError("a calibration point lies on invalid depth (zero or not finite)")
+    return d, m
+
+
+def fit_factor(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
+    """A metric model's correction from one point or more: the factor k with measured
+    metres = k * the model's, the median of the points' ratios (with more than three,
+    ratios beyond 3 robust deviations in log are rejected), stored as scale 1/k, shift 0."""
+    d, m = _checked(inverse_depth, metres, 1)
+    own = 1.0 / d
+    logs = np.log(m / own)
+    keep = np.ones(d.size, bool)
+    if d.size > 3:
+        spread = 1.4826 * np.median(np.abs(logs - np.median(logs)))
+        keep = np.abs(logs - np.median(logs)) <= 3 * max(spread, 1e-9)
+    factor = float(np.exp(np.median(logs[keep])))
+    rms = float(np.sqrt(np.mean((factor * own[keep] - m[keep]) ** 2)))
+    model_rms = float(np.sqrt(np.mean((own[keep] - m[keep]) ** 2)))
+    return Fit(1.0 / factor, 0.0, rms, int(keep.sum()), int((~keep).sum()), model_rms)
+
+
+def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
+    """Fit s, t from network values ``inverse_depth`` at points ``metres`` away."""
+    d, m = _checked(inverse_depth, metres, 2)
     inv = 1.0 / m
     if np.ptp(inv) < MIN_SPREAD * inv.mean():
         raise UserError(
@@ -105,13 +137,31 @@ def sample_points(
     return np.array(values)
 
 
-def calibrate(depth_maps: Sequence[np.ndarray], points: Sequence[Point], radius: int) -> Fit:
-    """Fit on each point's median value over ``depth_maps`` (frame-size depth, one or more)."""
+def calibrate(
+    depth_maps: Sequence[np.ndarray], points: Sequence[Point], radius: int, metric: bool = False
+) -> Fit:
+    """Fit on each point's median value over ``depth_maps`` (frame-size depth, one or more);
+    ``metric``: the maps are a metric model's, which only a factor corrects."""
     if not depth_maps:
         raise UserError("calibration needs at least one depth map")
     xy = [(x, y) for x, y, _ in points]
     values = np.median([sample_points(depth, xy, radius) for depth in depth_maps], axis=0)
-    return fit(values, np.array([m for _, _, m in points]))
+    return (fit_factor if metric else fit)(values, np.array([m for _, _, m in points]))
+
+
+def describe(result: Fit) -> str:
+    """The fit in words: for a metric model, how far off its own metres were."""
+    used = f"{result.used} point(s) ({result.rejected} rejected as outliers)"
+    if result.model_rms_m is None:
+        return (
+            f"{used}: scale {result.scale:.6g}, shift {result.shift:.6g}, "
+            f"rms error {result.rms_error_m:.3f} m"
+        )
+    return (
+        f"{used}: the model's distances times {result.model_factor:.3f} "
+        f"({abs(result.model_factor - 1):.0%} {'short' if result.model_factor > 1 else 'long'}); "
+        f"rms error {result.model_rms_m:.3f} m before, {result.rms_error_m:.3f} m after"
+    )
 
 
 def save(
@@ -177,24 +227,22 @@ class Calibrator:
             self._current = result
             self._points = list(points)
 
-    def update(self, depth: np.ndarray) -> Fit | None:
+    def update(self, depth: np.ndarray, metric: bool = False) -> Fit | None:
         """Fold in this frame when refitting; a frame where the fit fails keeps the last one."""
         with self._lock:
-            if not self._refit or len(self._points) < 2:
+            if not self._refit or len(self._points) < (1 if metric else 2):
                 return self._current
             try:
-                new = calibrate([depth], self._points, self.radius)
+                new = calibrate([depth], self._points, self.radius, metric)
             except UserError:
                 return self._current
             if self._current is None:
                 self._current = new
             else:
                 a = self.ema
-                self._current = Fit(
-                    (1 - a) * self._current.scale + a * new.scale,
-                    (1 - a) * self._current.shift + a * new.shift,
-                    new.rms_error_m,
-                    new.used,
-                    new.rejected,
+                self._current = dataclasses.replace(
+                    new,
+                    scale=(1 - a) * self._current.scale + a * new.scale,
+                    shift=(1 - a) * self._current.shift + a * new.shift,
                 )
             return self._current

@@ -94,12 +94,6 @@ class ModelConfig:
                 f"model.precision {self.precision!r} is not available on {self.backend} "
                 f"(choose {', '.join(offered)})"
             )
-        own = self.spec.precisions
-        if own is not None and self.precision not in own:
-            raise ValueError(
-                f"model.precision {self.precision!r} is not offered for {self.name} yet "
-                f"(choose {', '.join(own)})"
-            )
         multiple, top = (32, 1024) if self.spec.preprocessing == "midas" else (14, 1036)
         if self.input_size and (self.input_size % multiple or not 64 <= self.input_size <= top):
             raise ValueError(

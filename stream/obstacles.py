@@ -123,5 +123,5 @@ class ObstacleMeter:
         self._calibrator.use(result, points)
 
     def read(self, frame: Frame, depth: DepthMap) -> ObstacleReading:
-        fit = self._calibrator.update(depth.resized)
+        fit = self._calibrator.update(depth.resized, depth.metric)
         return read_sectors(depth.raw, self.options, fit, frame.seq, frame.wall_time)

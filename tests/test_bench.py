@@ -55,7 +55,7 @@ def test_cpu_time_resolves_a_few_milliseconds() -> None:
 
 def test_bad_sizes_are_a_clean_error(tmp_path: Path) -> None:
     proc = run_synthetic("bench", "--sizes", "100", "--json", str(tmp_path / "b.json"))
-    assert "multiples of 32" in assert_clean_error(proc)
+    assert "multiple of 32 in 64..1024, got 100" in assert_clean_error(proc)
 
 
 @pytest.mark.timeout(900)
@@ -85,7 +85,7 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
         *("bench", "--media", str(media), "--paths", "torch:fp32,onnxruntime:int8"),
         *("--sizes", "64", "--rounds", "2", "--per-round", "2", "--frames-per-clip", "2"),
         *("--pipeline-paths", "torch:fp32", "--seconds", "6", "--offline-frames", "6"),
-        *("--cameras", "1,2"),
+        *("--cameras", "1,2", "--models", ""),
         *("--json", str(out), "--markdown", str(tmp_path / "bench.md")),
         timeout=1700,
     )
@@ -181,3 +181,38 @@ def test_a_short_bench_reports_every_figure(tmp_path: Path) -> None:
     r = paths["onnxruntime int8"]["fidelity"][clip_key]["pearson_min"]
     s = standin["onnxruntime int8"][clip_key]["pearson_min"]
     assert f"| {r:.4f} / {s:.4f} |" in markdown  # the per-size r table, last column
+
+
+@pytest.mark.timeout(900)
+def test_the_models_section_rates_every_path_against_the_machines_limit(tmp_path: Path) -> None:
+    """``--models-only``: each path's GFLOP/s is the eager network's counted arithmetic over
+    its median time, its share is of the matrix-multiply rate measured in the run; the live
+    run and stability come with it; the page keeps its other sections."""
+    page = tmp_path / "p.md"
+    page.write_text("# Performance\n\n## Tables\n\nkept\n\n## Known to fall short\n\n- x\n")
+    proc = run_synthetic(
+        *("bench", "--models-only", "--models", "midas-small", "--paths", "torch:fp32"),
+        *("--sizes", "256,128", "--seconds", "4", "--offline-frames", "4"),
+        *("--json", str(tmp_path / "b.json"), "--markdown", str(page)),
+        timeout=850,
+    )
+    assert proc.returncode == 0, proc.stderr
+    family = json.loads((tmp_path / "b.json").read_text())["models"]["midas-small"]
+    rows = {(r["path"], r["shape"]): r for r in family["rows"]}
+    shapes = ("256x256", "128x128")
+    assert set(rows) == {(p, s) for p in ("eager fp32", "torch fp32") for s in shapes}
+    limit = max(family["gemm_gflops"].values())
+    for r in rows.values():
+        assert r["gflops"] == pytest.approx(r["gflop"] / (r["p50_ms"] / 1000), rel=0.01)
+        assert r["of_limit"] == pytest.approx(r["gflops"] / limit, abs=0.002)
+    assert all(rows[("eager fp32", s)]["over_official"] == 1.0 for s in shapes)
+    # A convolutional network's arithmetic grows with the pixels: 4x from 128 to 256.
+    assert rows[("torch fp32", "256x256")]["gflop"] == pytest.approx(
+        4 * rows[("torch fp32", "128x128")]["gflop"], rel=0.03
+    )
+    live = family["live"]
+    assert live["size"] in (256, 128) and live["fps"] > 0 and live["age_over_model"] > 0
+    assert set(next(iter(live["stability"].values()))["variants"]) == {"raw", "ema", "stabilized"}
+    text = page.read_text()
+    assert "kept" in text and text.index("## Models side by side") < text.index("## Known")
+    assert "GFLOP/s" in text and "Aims, as measured" in text

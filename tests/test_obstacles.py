@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from depthstream.capture.image import read_image
-from depthstream.stream.calibration import Calibrator, fit, sample_points
+from depthstream.stream.calibration import Calibrator, describe, fit, fit_factor, sample_points
 from depthstream.stream.config import Config, ObstacleConfig, load_config
 from depthstream.stream.errors import UserError
-from depthstream.stream.evaluate import find_pairs, read_depth, score
+from depthstream.stream.evaluate import find_pairs, metric_score, read_depth, score
 from depthstream.stream.obstacles import ObstacleMeter, read_sectors
 from tests.conftest import assert_clean_error, run_synthetic
 from tests.test_web import serve
@@ -77,6 +77,25 @@ def test_outliers_are_rejected() -> None:
 def test_degenerate_calibrations_are_refused(d, metres, message: str) -> None:
     with pytest.raises(UserError, match=message):
         fit(np.array(d), np.array(metres))
+
+
+def test_a_metric_models_points_fit_one_factor_and_say_how_far_off_it_was() -> None:
+    """A metric model reading 20% short: one point is enough; with five, the one wrong
+    distance is rejected; the fit keeps shift 0 and reports the model's own error."""
+    own = np.array([1.0, 2.0, 4.0, 6.0, 8.0])  # the model's metres
+    measured = 1.25 * own
+    one = fit_factor(1.0 / own[:1], measured[:1])
+    assert one.model_factor == pytest.approx(1.25) and one.shift == 0.0
+    measured[3] *= 2  # a wrong tape reading
+    result = fit_factor(1.0 / own, measured)
+    assert result.rejected == 1 and result.model_factor == pytest.approx(1.25)
+    assert float(result.metres(1.0 / 4.0)) == pytest.approx(5.0)
+    assert result.rms_error_m == pytest.approx(0.0, abs=1e-9)
+    want = np.sqrt(np.mean((0.25 * own[[0, 1, 2, 4]]) ** 2))
+    assert result.model_rms_m == pytest.approx(want)
+    assert "times 1.250 (25% short)" in describe(result)
+    with pytest.raises(UserError, match="positive"):
+        fit_factor(np.array([0.5]), np.array([-1.0]))
 
 
 def test_points_outside_the_image_are_refused() -> None:
@@ -175,6 +194,32 @@ def test_eval_command_end_to_end(nyu: Path, tmp_path: Path) -> None:
     assert all(np.isfinite(r["abs_rel"]) and 0 <= r["delta1"] <= 1 for r in report["images"])
 
 
+def test_a_metric_model_is_scored_in_its_own_metres_without_alignment(nyu: Path) -> None:
+    """Metres 1.5x too far: aligned, the error vanishes; unaligned, it is AbsRel 0.5."""
+    truth = read_depth(find_pairs(nyu)[0])
+    far = np.where(truth > 0, 1.5 * truth, 7.0).astype(np.float32)
+    assert score(1.0 / far, truth)["abs_rel"] < 1e-4
+    plain = metric_score(far, truth)
+    assert plain["metric_abs_rel"] == pytest.approx(0.5, rel=1e-5)
+    assert plain["metric_delta1"] == 0.0
+    assert metric_score(np.where(truth > 0, truth, 1.0), truth)["metric_abs_rel"] < 1e-6
+
+
+def test_eval_scores_a_metric_head_aligned_and_in_plain_metres(nyu: Path, tmp_path: Path) -> None:
+    model = "depth-anything-v2-small-indoor"
+    proc = run_synthetic(
+        "eval", "--rgbd", str(nyu), "--model", model, "--input-size", "196", "--json", "e.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "metres AbsRel" in proc.stdout and model in proc.stdout
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["model"] == model and set(report["mean"]) == {
+        "abs_rel", "delta1", "metric_abs_rel", "metric_delta1"
+    }  # fmt: skip
+    assert all(np.isfinite(r["metric_abs_rel"]) for r in report["images"])
+
+
 @pytest.mark.parametrize("damage", ["missing", "garbage"])
 def test_eval_refuses_a_broken_rgbd_folder(nyu: Path, tmp_path: Path, damage: str) -> None:
     folder = tmp_path / "nyu"
@@ -210,7 +255,7 @@ def test_calibrate_command_fits_and_saves(still: Path, estimator, tmp_path: Path
     config.write_text("[render]\ncolormap = 'turbo'\n")
     proc = run_synthetic("calibrate", str(still), *args, "--config", str(config), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "calibrated on 3 point(s)" in proc.stdout
+    assert "calibrated over 1 frame(s) on 3 point(s)" in proc.stdout
     cfg = load_config(config)
     assert cfg.render.colormap == "turbo"
     assert cfg.calibration.scale == pytest.approx(scale, rel=1e-4)

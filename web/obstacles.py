@@ -75,7 +75,8 @@ async def calibrate(request: web.Request) -> web.Response:
     section = feed.settings.config.calibration
     radius = section.radius
     try:
-        result = calibration.calibrate([latest.depth.resized], points, radius)
+        depth = latest.depth
+        result = calibration.calibrate([depth.resized], points, radius, depth.metric)
     except UserError as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     anchor = feed.pipeline.calibrate(result, points)
@@ -95,6 +96,9 @@ async def calibrate(request: web.Request) -> web.Response:
             "rms_error_m": result.rms_error_m,
             "used": result.used,
             "rejected": result.rejected,
+            # A metric model's: measured over its own distances, and its own rms error.
+            "model_factor": result.model_factor if depth.metric else None,
+            "model_rms_error_m": result.model_rms_m,
             "saved_to": saved,
         }
     )

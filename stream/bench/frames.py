@@ -14,7 +14,7 @@ import numpy as np
 from depthstream.capture.decode import spread_frames
 from depthstream.capture.sample import SAMPLE_PATH
 from depthstream.stream.errors import UserError
-from depthstream.stream.transform import to_net_input
+from depthstream.stream.transform import MIDAS, Preprocessing, to_net_input
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
 
@@ -43,12 +43,13 @@ def split(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]
     return frames[0::2], frames[1::2]
 
 
-def square_inputs(frames: list[np.ndarray], size: int) -> np.ndarray:
-    """Centre squares of ``frames`` as ``(N, 3, size, size)`` network inputs."""
+def square_inputs(frames: list[np.ndarray], size: int, prep: Preprocessing = MIDAS) -> np.ndarray:
+    """Centre squares of ``frames`` as ``(N, 3, size, size)`` network inputs made with the
+    model's preprocessing ``prep``."""
     out = []
     for rgb in frames:
         h, w = rgb.shape[:2]
         s = min(h, w)
         top, left = (h - s) // 2, (w - s) // 2
-        out.append(to_net_input(rgb[top : top + s, left : left + s], size))
+        out.append(to_net_input(rgb[top : top + s, left : left + s], size, prep))
     return np.stack(out)

@@ -23,20 +23,24 @@ from pathlib import Path
 from typing import Any
 
 from depthstream.stream.errors import UserError
+from depthstream.stream.model.registry import DEFAULT_MODEL
 
 
 @dataclass
 class Launch:
-    """How every child starts: weights, runtime flags, threads."""
+    """How every child starts: weights, runtime flags, threads, model."""
 
     weights: str
     backend: str
     precision: str
     threads: int
     input_size: int
+    model: str = DEFAULT_MODEL
 
     def flags(self) -> list[str]:
         return [
+            "--model",
+            self.model,
             "--weights",
             self.weights,
             "--backend",

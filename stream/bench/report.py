@@ -53,7 +53,7 @@ def cpu_line(m: dict[str, Any]) -> str:
     )
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -68,7 +68,7 @@ def model_table(results: list[dict[str, Any]], keys: list[str]) -> str:
             s = r["shapes"][k]
             cells.append(f"{s['p50_ms']:.1f} / {s['p95_ms']:.1f} ({s['fps']:.1f})")
         rows.append([r["path"], *cells, r["peak_rss_mb"]])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def fidelity_table(results: list[dict[str, Any]], key: str, standin: dict[str, Any]) -> str:
@@ -96,7 +96,7 @@ def fidelity_table(results: list[dict[str, Any]], key: str, standin: dict[str, A
                 f"{s['absrel']:.4f}" if s else "-",
             ]
         )
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def pearson_table(results: list[dict[str, Any]], keys: list[str], standin: dict[str, Any]) -> str:
@@ -111,7 +111,7 @@ def pearson_table(results: list[dict[str, Any]], keys: list[str], standin: dict[
                 + (f"{s['pearson_min']:.4f}" if s else "-")
             )
         rows.append([r["path"], *cells])
-    return _table(["path", *keys], rows)
+    return markdown_table(["path", *keys], rows)
 
 
 def pipeline_table(runs: dict[str, dict[str, Any]], naive: dict[str, Any] | None) -> str:
@@ -157,7 +157,7 @@ def pipeline_table(runs: dict[str, dict[str, Any]], naive: dict[str, Any] | None
                 "-",
             ]
         )
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def ratio_table(ratios: dict[str, dict[str, Any]]) -> str:
@@ -190,20 +190,23 @@ def ratio_table(ratios: dict[str, dict[str, Any]]) -> str:
         ]
         for label, r in ratios.items()
     ]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def stability_table(clips: dict[str, dict[str, Any]]) -> str:
-    return _table(*columns(clips))
+    return markdown_table(*columns(clips))
 
 
 def stage_table(stages: dict[str, dict[str, float]]) -> str:
     rows = [[name, c["cpu_ms"], c["wall_ms"]] for name, c in stages.items()]
-    return _table(["stage", "CPU ms", "wall ms"], rows)
+    return markdown_table(["stage", "CPU ms", "wall ms"], rows)
 
 
-def tables(report: dict[str, Any], keys: list[str], main_key: str) -> str:
-    """Every table of a bench run, with a line saying what each measures."""
+def tables(
+    report: dict[str, Any], keys: list[str], main_key: str, sections: tuple[str, ...] = ()
+) -> str:
+    """Every table of a bench run, with a line saying what each measures; ``sections``
+    (rendered elsewhere) follow the camera section."""
     m = report["machine"]
     parts = [
         f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'])}); "
@@ -252,6 +255,8 @@ def tables(report: dict[str, Any], keys: list[str], main_key: str) -> str:
         ]
     if report.get("cameras"):
         parts += ["", camera_section(report["cameras"])]
+    for section in sections:
+        parts += ["", section]
     if report["ratios"]:
         parts += [
             "",
@@ -370,7 +375,7 @@ def camera_section(runs: dict[str, Any]) -> str:
         "first served) against N `serve` processes of one camera each, run at the same time; "
         "every camera plays the same clip live, nobody watching.",
         "",
-        _table(
+        markdown_table(
             ["setup", "fps per camera", "age p50, p95 per camera (ms)", "total fps", "peak RSS MB"],
             rows,
         ),
@@ -393,11 +398,12 @@ def camera_section(runs: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def with_camera_section(page: str, section: str) -> str:
-    """``page`` with its camera section replaced (or put before the shortfalls)."""
-    start = page.find(CAMERAS_HEADING)
+def with_section(page: str, heading: str, section: str) -> str:
+    """``page`` with its section under ``heading`` replaced (or put before the
+    shortfalls)."""
+    start = page.find(heading)
     if start >= 0:
-        end = page.find("\n## ", start + len(CAMERAS_HEADING))
+        end = page.find("\n## ", start + len(heading))
         return page[:start] + section + ("\n" + page[end:] if end >= 0 else "\n")
     anchor = page.find("## Known to fall short")
     if anchor < 0:
@@ -405,7 +411,13 @@ def with_camera_section(page: str, section: str) -> str:
     return page[:anchor] + section + "\n\n" + page[anchor:]
 
 
-def document(report: dict[str, Any], keys: list[str], main_key: str, command: str) -> str:
+def document(
+    report: dict[str, Any],
+    keys: list[str],
+    main_key: str,
+    command: str,
+    sections: tuple[str, ...] = (),
+) -> str:
     """The Markdown page a bench run writes: the command, how to read it, the tables, and
     what the run measured to fall short."""
     falls = shortfalls(report, keys)
@@ -422,7 +434,7 @@ def document(report: dict[str, Any], keys: list[str], main_key: str, command: st
         "",
         "## Tables",
         "",
-        tables(report, keys, main_key),
+        tables(report, keys, main_key, sections),
         "",
         "## Known to fall short",
         "",

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +32,28 @@ from depthstream.stream.bench.model_bench import (
     time_alone,
     time_paths,
 )
+from depthstream.stream.bench.models_bench import families, run_models
+from depthstream.stream.bench.models_report import MODELS_HEADING, models_section
 from depthstream.stream.bench.pipeline_bench import Launch, naive_run, pipeline_runs, stability_run
 from depthstream.stream.bench.report import (
+    CAMERAS_HEADING,
     camera_section,
     cpu_line,
     document,
     machine,
     tables,
-    with_camera_section,
+    with_section,
 )
 from depthstream.stream.bench.stages import cpu_bound_fps, stage_costs
 from depthstream.stream.bench.tolerances import DEFAULT_BAR
-from depthstream.stream.config import BACKENDS, Config
+from depthstream.stream.config import BACKENDS, Config, ModelConfig
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.locate import choose_weights
+from depthstream.stream.model.registry import MODELS, ModelSpec
 from depthstream.stream.outputs import check_writable
 from depthstream.stream.runtimes.base import uses_bf16
 from depthstream.stream.runtimes.registry import bf16_supported
-from depthstream.stream.transform import network_size, to_net_input
+from depthstream.stream.transform import PREPROCESSING, network_size, to_net_input
 
 log = logging.getLogger("depthstream")
 
@@ -60,7 +64,7 @@ class BenchOptions:
 
     media: str | None = None
     paths: str | None = None
-    sizes: str = "256,192,128"
+    sizes: str | None = None
     rounds: int = 5
     per_round: int = 8
     frames_per_clip: int = 8
@@ -70,6 +74,8 @@ class BenchOptions:
     cameras: str = "1,2,4"
     cameras_only: bool = False
     standin: bool = True
+    models: str = ",".join(MODELS)
+    models_only: bool = False
     json: str = "bench.json"
     markdown: str | None = None
     command: str = "depthstream bench"
@@ -100,13 +106,21 @@ def _parse_paths(text: str) -> list[BenchPath]:
     return paths
 
 
-def _sizes(text: str) -> list[int]:
+def _sizes(text: str | None, model: ModelConfig) -> list[int]:
+    """``--sizes``, each a valid input size of the model; by default its bench sizes."""
+    if text is None:
+        return list(model.spec.bench_sizes)
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"--sizes must be numbers like 256,192,128, got {text!r}") from None
-    if not sizes or any(s % 32 or not 64 <= s <= 1024 for s in sizes):
-        raise UserError("--sizes must be multiples of 32 in 64..1024")
+    if not sizes:
+        raise UserError("--sizes names no size")
+    for size in sizes:
+        try:
+            replace(model, input_size=size).check()
+        except ValueError as exc:
+            raise UserError(f"--sizes: {exc}") from None
     return sizes
 
 
@@ -168,20 +182,64 @@ def _counts(text: str) -> list[int]:
 
 
 def run_cameras_only(cfg: Config, weights: str, args: BenchOptions) -> int:
-    """Only the camera runs: print their table, write the JSON, and replace the camera
-    section of the Markdown page (the rest of it stays as the last full run wrote it)."""
+    """Only the camera runs, as their own section."""
     counts = _counts(args.cameras) or [1, 2, 4]
     media = clips(Path(args.media) if args.media else None)
-    launch = Launch(weights, "torch", "fp32", cfg.model.threads, cfg.model.size())
+    launch = Launch(weights, "torch", "fp32", cfg.model.threads, cfg.model.size(), cfg.model.name)
     runs = camera_runs(media[0], counts, launch, args.seconds, lambda m: log.info("bench: %s", m))
-    section = camera_section(runs)
+    return _section_only(args, "cameras", runs, CAMERAS_HEADING, camera_section(runs))
+
+
+def _section_only(
+    args: BenchOptions, key: str, data: dict[str, Any], heading: str, section: str
+) -> int:
+    """Print one section, write its JSON, and replace it in the Markdown page (the rest
+    of the page stays as the last full run wrote it)."""
     print(section)
-    _write(Path(args.json), json.dumps({"machine": machine(), "cameras": runs}, indent=2))
+    _write(Path(args.json), json.dumps({"machine": machine(), key: data}, indent=2))
     if args.markdown:
         page = Path(args.markdown)
         old = page.read_text() if page.is_file() else "# Performance\n"
-        _write(page, with_camera_section(old, section))
+        _write(page, with_section(old, heading, section))
     return 0
+
+
+def _measured(args: BenchOptions) -> str:
+    m = machine()
+    return f"Measured by `{args.command}` on {m['date']}: {cpu_line(m)}."
+
+
+def _models(
+    cfg: Config, weights: str, args: BenchOptions, paths: list[BenchPath], scratch: Path
+) -> dict[str, Any]:
+    """The models side by side (see :mod:`stream.bench.models_bench`)."""
+
+    def launch(model: ModelSpec, size: int) -> Launch:
+        return Launch(weights, "torch", "fp32", cfg.model.threads, size, model.name)
+
+    spec = {"weights": weights, "threads": cfg.model.threads, "cache_dir": str(scratch / "cache")}
+    media = clips(Path(args.media) if args.media else None)
+    sizes = {m.name: _sizes(args.sizes, ModelConfig(name=m.name)) for m in families(args.models)}
+    return run_models(
+        sizes,
+        media,
+        paths,
+        launch,
+        spec,
+        (args.seconds, args.offline_frames),
+        scratch,
+        lambda m: log.info("bench: %s", m),
+    )
+
+
+def run_models_only(cfg: Config, weights: str, args: BenchOptions) -> int:
+    """Only the models side by side, as their own section."""
+    skipped: list[str] = []
+    paths = _parse_paths(args.paths) if args.paths else available_paths(skipped)
+    with tempfile.TemporaryDirectory(prefix="depthstream-bench-") as tmp:
+        models = _models(cfg, weights, args, paths, Path(tmp))
+    section = models_section(models, _measured(args))
+    return _section_only(args, "models", models, MODELS_HEADING, section)
 
 
 def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
@@ -191,17 +249,22 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
         if path:
             check_writable(Path(path), flag)
     log.info("bench: %s", cpu_line(machine()))
+    weights = "synthetic" if choice.synthetic else str(choice.path)
     if args.cameras_only:
-        return run_cameras_only(cfg, "synthetic" if choice.synthetic else str(choice.path), args)
+        return run_cameras_only(cfg, weights, args)
+    if args.models_only:
+        return run_models_only(cfg, weights, args)
     if args.rounds < 1 or args.per_round < 1 or args.frames_per_clip < 2:
         raise UserError("--rounds and --per-round must be >= 1, --frames-per-clip >= 2")
     media = clips(Path(args.media) if args.media else None)
-    sizes = _sizes(args.sizes)
+    sizes = _sizes(args.sizes, cfg.model)
+    prep = PREPROCESSING[cfg.model.spec.preprocessing]
     skipped: list[str] = []
     paths = _parse_paths(args.paths) if args.paths else available_paths(skipped)
     pipeline_paths = _parse_paths(args.pipeline_paths)
     counts = _counts(args.cameras)
-    weights = "synthetic" if choice.synthetic else str(choice.path)
+    if args.models:
+        families(args.models)  # a bad name fails now, not after an hour of measuring
 
     def progress(message: str) -> None:
         log.info("bench: %s", message)
@@ -210,21 +273,22 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
     measure, fit = split(pick_frames(media, args.frames_per_clip))
     clip = media[0]
     clip_rgb = pick_frames([clip], args.frames_per_clip)
-    clip_shape = network_size(*clip_rgb[0].shape[:2], cfg.model.size())
+    clip_shape = network_size(*clip_rgb[0].shape[:2], cfg.model.size(), prep)
     shapes = [(s, s) for s in sizes]
     with tempfile.TemporaryDirectory(prefix="depthstream-bench-") as tmp:
         scratch = Path(tmp)
-        arrays = {shape_key(s): square_inputs(measure, s[0]) for s in shapes}
+        arrays = {shape_key(s): square_inputs(measure, s[0], prep) for s in shapes}
         if clip_shape not in shapes:
             shapes.append(clip_shape)
             arrays[shape_key(clip_shape)] = np.stack(
-                [to_net_input(f, cfg.model.size()) for f in clip_rgb]
+                [to_net_input(f, cfg.model.size(), prep) for f in clip_rgb]
             )
         arrays["fit"] = square_inputs(fit, 256)
         np.savez(scratch / "inputs.npz", **arrays)
         spec = {
             "weights": weights,
             "standin": False,
+            "model": cfg.model.name,
             "threads": cfg.model.threads,
             "cache_dir": str(scratch / "cache"),
             "inputs": str(scratch / "inputs.npz"),
@@ -233,7 +297,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
         model = [r.to_dict() for r in results]
         main_key = shape_key(shapes[0])
         standin = {}
-        if args.standin:
+        if args.standin and cfg.model.spec.standin:
             progress("fidelity on the stand-in weights")
             fids = standin_fidelity(paths, [shape_key(s) for s in shapes], spec, scratch)
             standin = {
@@ -243,7 +307,12 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
 
         def launch(path: BenchPath) -> Launch:
             return Launch(
-                weights, path.backend, path.precision, cfg.model.threads, cfg.model.size()
+                weights,
+                path.backend,
+                path.precision,
+                cfg.model.threads,
+                cfg.model.size(),
+                cfg.model.name,
             )
 
         def alone(path: BenchPath) -> Callable[[], float]:
@@ -266,6 +335,7 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
             stability = stability_run(
                 media, launch(pipeline_paths[0]), args.offline_frames, scratch
             )
+        models = _models(cfg, weights, args, paths, scratch) if args.models else None
     naive = stages = None
     if pipeline_paths:
         progress("naive single-thread loop")
@@ -286,14 +356,16 @@ def run_bench(cfg: Config, weights_flag: str | None, args: BenchOptions) -> int:
         "stages": stages,
         "stability": stability,
         "cameras": cameras,
+        "models": models,
         "ratios": _ratios(model, shape_key(clip_shape), pipeline, naive, stages),
     }
     keys = [shape_key(s) for s in shapes]
-    text = tables(report, keys, main_key)
-    print(text)
+    sections = (models_section(models, _measured(args)),) if models else ()
+    print(tables(report, keys, main_key, sections))
     _write(Path(args.json), json.dumps(report, indent=2))
     if args.markdown:
-        _write(Path(args.markdown), document(report, keys, main_key, args.command))
+        page = document(report, keys, main_key, args.command, sections)
+        _write(Path(args.markdown), page)
     return 0
 
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from depthstream.stream.bench.eager import EagerRuntime
+from depthstream.stream.bench.eager import EagerRuntime, gemm_gflops
 from depthstream.stream.model.handle import WeightsHandle
 from depthstream.stream.model.locate import WeightsChoice
+from depthstream.stream.model.registry import DEFAULT_MODEL, MODELS
 from depthstream.stream.runtimes.base import Runtime, thread_count
 from depthstream.stream.runtimes.registry import open_runtime
 from depthstream.stream.stats import cpu_seconds, peak_rss_mb
@@ -29,7 +30,7 @@ EAGER = "eager"
 def open_handle(spec: dict[str, Any], inputs: dict[str, np.ndarray]) -> WeightsHandle:
     path = spec["weights"]
     choice = WeightsChoice(None if path == "synthetic" else Path(path), "bench")
-    handle = WeightsHandle.of_choice(choice)
+    handle = WeightsHandle.of_choice(choice, MODELS[spec.get("model", DEFAULT_MODEL)])
     if not spec["standin"]:
         return handle
     from depthstream.stream.bench.standin import reestimate_batchnorm
@@ -40,7 +41,7 @@ def open_handle(spec: dict[str, Any], inputs: dict[str, np.ndarray]) -> WeightsH
 def open_path(spec: dict[str, Any], handle: WeightsHandle) -> Runtime:
     threads = thread_count(spec["threads"])
     if spec["backend"] == EAGER:
-        return EagerRuntime(handle, threads)
+        return EagerRuntime(handle, threads, spec["precision"])
     cache = Path(spec["cache_dir"])
     return open_runtime(spec["backend"], spec["precision"], handle, cache, threads)
 
@@ -50,13 +51,15 @@ def serve(runtime: Runtime, inputs: dict[str, np.ndarray]) -> None:
 
     A worker holds one input shape, as a run does (see
     :func:`stream.bench.model_bench.time_paths` for what a second shape would
-    cost); a command for another shape ends it with an error.
+    cost); a command for another shape ends it with an error.  Counting arithmetic
+    times nothing, and may ask for any shape.
     """
     held = None
     for line in sys.stdin:
         cmd = json.loads(line)
-        held = held or cmd["shape"]
-        if cmd["shape"] != held:
+        if cmd["op"] != "arithmetic":  # counted, not timed: any shape
+            held = held or cmd["shape"]
+        if cmd["op"] != "arithmetic" and cmd["shape"] != held:
             sys.exit(f"a bench worker holds one input shape ({held}), asked for {cmd['shape']}")
         batch = inputs[cmd["shape"]]
         reply: dict[str, Any] = {}
@@ -76,6 +79,10 @@ def serve(runtime: Runtime, inputs: dict[str, np.ndarray]) -> None:
             reply["cpu_s"] = cpu_seconds() - cpu
         elif cmd["op"] == "outputs":
             np.save(cmd["path"], np.stack([runtime.infer(x) for x in batch]))
+        elif cmd["op"] == "arithmetic":
+            assert isinstance(runtime, EagerRuntime), "an eager worker counts arithmetic"
+            reply["gflop"] = runtime.gflop(batch[0])
+            reply["gemm_gflops"] = gemm_gflops()
         reply["rss_mb"] = peak_rss_mb()
         print(json.dumps(reply), flush=True)
 

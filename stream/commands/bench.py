@@ -11,6 +11,7 @@ import shlex
 import sys
 
 from depthstream.stream.commands.common import config
+from depthstream.stream.model.registry import MODELS
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -21,7 +22,9 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         "--media", metavar="DIR", help="folder of video clips to take frames from (default: sample)"
     )
     p.add_argument("--paths", metavar="LIST", help="backend:precision,... (default: all available)")
-    p.add_argument("--sizes", default="256,192,128", metavar="LIST", help="square input sizes")
+    p.add_argument(
+        "--sizes", metavar="LIST", help="square input sizes (default: each model's bench sizes)"
+    )
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     p.add_argument("--per-round", type=int, default=8, metavar="N", help="frames per round")
     p.add_argument("--frames-per-clip", type=int, default=8, metavar="N")
@@ -42,6 +45,17 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         "--cameras-only",
         action="store_true",
         help="measure only the cameras; with --markdown, replace that section of the page",
+    )
+    p.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        metavar="LIST",
+        help="models to time side by side, one per network ('' to skip)",
+    )
+    p.add_argument(
+        "--models-only",
+        action="store_true",
+        help="measure only the models side by side; with --markdown, replace that section",
     )
     p.add_argument("--offline-frames", type=int, default=150, metavar="N")
     p.add_argument("--no-standin", action="store_true", help="skip stand-in fidelity")
@@ -70,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         cameras_only=args.cameras_only,
         offline_frames=args.offline_frames,
         standin=not args.no_standin,
+        models=args.models,
+        models_only=args.models_only,
         json=args.json,
         markdown=args.markdown,
         command=shlex.join(["depthstream", *sys.argv[1:]]),

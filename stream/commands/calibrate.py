@@ -10,7 +10,7 @@ import numpy as np
 
 from depthstream.capture.image import read_image
 from depthstream.stream.assembly import open_pipeline
-from depthstream.stream.calibration import calibrate, save
+from depthstream.stream.calibration import calibrate, describe, save
 from depthstream.stream.commands.common import add_stabilize_option, config, config_target
 from depthstream.stream.config import Config
 from depthstream.stream.errors import UserError
@@ -93,18 +93,19 @@ def _depth_maps(
 def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     target = config_target(args)
-    if len(args.point) < 2:
-        raise UserError("calibration needs at least 2 --point X,Y,METRES")
+    metric = cfg.model.spec.metric
+    least = 1 if metric else 2
+    if len(args.point) < least:
+        raise UserError(f"calibration needs at least {least} --point X,Y,METRES")
     check_writable(target, "--config")
     radius = cfg.calibration.radius if args.radius is None else args.radius
     maps, anchor = _depth_maps(args.source, cfg, args.weights, max(args.frames, 1))
     if not maps:
         raise UserError(f"{args.source}: no frame could be read")
-    result = calibrate(maps, args.point, radius)
+    result = calibrate(maps, args.point, radius, metric)
     save(target, cfg.calibration, args.point, radius, result, anchor)
     print(
-        f"calibrated on {result.used} point(s) ({result.rejected} rejected as outliers) "
-        f"over {len(maps)} frame(s): scale {result.scale:.6g}, shift {result.shift:.6g}, "
-        f"rms error {result.rms_error_m:.3f} m; saved to {target} [calibration]"
+        f"calibrated over {len(maps)} frame(s) on {describe(result)}; "
+        f"saved to {target} [calibration]"
     )
     return 0

@@ -18,7 +18,7 @@ from depthstream.stream.commands.common import config, write_output
 from depthstream.stream.config import Config
 from depthstream.stream.errors import UserError
 from depthstream.stream.estimator import DepthEstimator, open_estimator
-from depthstream.stream.evaluate import find_pairs, read_depth, score, table
+from depthstream.stream.evaluate import find_pairs, means, metric_score, read_depth, score, table
 from depthstream.stream.outputs import check_writable
 from depthstream.stream.stability import StabilityMeter, measure
 from depthstream.stream.stability import table as stability_table
@@ -74,14 +74,20 @@ def _rgbd(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
                 f"{pair.rgb} is {rgb.shape[1]}x{rgb.shape[0]} but its depth "
                 f"{pair.depth} is {truth.shape[1]}x{truth.shape[0]}"
             )
-        rows.append({"name": pair.name, **score(estimator(rgb).resized, truth)})
+        depth = estimator(rgb)
+        row = {"name": pair.name, **score(depth.resized, truth)}
+        if depth.metric:
+            row.update(metric_score(depth.output_resized(), truth))
+        rows.append(row)
+    print(f"{cfg.model.name} on {args.rgbd} (AbsRel, d<1.25 after aligning scale and shift):")
     print(table(rows))
     _untrained_note(estimator)
     return {
         "rgbd": str(args.rgbd),
+        "model": cfg.model.name,
         "untrained_weights": bool(estimator.stamp),
         "images": rows,
-        "mean": {key: float(np.mean([r[key] for r in rows])) for key in ("abs_rel", "delta1")},
+        "mean": means(rows),
     }
 
 
@@ -111,7 +117,7 @@ def _videos(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         "both in units of the depth's 2-98% range)"
     )
     _untrained_note(estimator)
-    return {"untrained_weights": bool(estimator.stamp), "clips": clips}
+    return {"model": cfg.model.name, "untrained_weights": bool(estimator.stamp), "clips": clips}
 
 
 def _raw_frames(

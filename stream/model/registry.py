@@ -21,9 +21,15 @@ class ModelSpec:
     size, multiples of 14, bilinear back, as the official ``infer_image``).  ``output``:
     :data:`INVERSE_DEPTH` or :data:`METRES`.  ``still_size``/``live_size``: the default
     input size for single images and for video.  ``synthetic``: the parity recipe of its
-    untrained test weights.  ``precisions``: those of each backend's that it offers.
-    ``fusion``: whether the traced graph runs with torch's oneDNN graph fusion (which
-    fails on the ViT's graph)."""
+    untrained test weights.  ``decoder``: the module whose children are the decoder's
+    layers (what the ``-decoder`` precisions run in bf16 or int8), and ``decoder_scope``
+    the prefix the ONNX exporter gives their nodes.  ``fusion``: whether the traced graph
+    runs with torch's oneDNN graph fusion (which fails on the ViT's graph).
+    ``bench_sizes``: the square input sizes ``depthstream bench`` times it at;
+    ``standin``: whether the bench's stand-in (its synthetic weights with batch norm
+    re-estimated on real frames) exists for it.
+    ``unfused_attention``: the official code computes attention as separate matrix
+    products (DINOv2 without xFormers); the bench times that eager computation too."""
 
     name: str
     title: str
@@ -38,8 +44,12 @@ class ModelSpec:
     weights_sha256: str
     licence: str
     synthetic: str
-    precisions: tuple[str, ...] | None = None  # None: every precision a backend offers
+    decoder: str = "scratch"
+    decoder_scope: str = ""
     fusion: bool = True
+    bench_sizes: tuple[int, ...]
+    standin: bool = False
+    unfused_attention: bool = False
 
     @property
     def metric(self) -> bool:
@@ -65,8 +75,11 @@ def _depth_anything(
         weights_sha256=sha256,
         licence="Apache-2.0",
         synthetic="depth-anything",
-        precisions=("fp32",),
+        decoder="depth_head.scratch",
+        decoder_scope="/depth_head",
         fusion=False,
+        bench_sizes=(518, 252, 196),
+        unfused_attention=True,
     )
 
 
@@ -88,6 +101,8 @@ MODELS: dict[str, ModelSpec] = {
             weights_sha256="70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca",
             licence="MIT",
             synthetic="midas",
+            bench_sizes=(256, 192, 128),
+            standin=True,
         ),
         _depth_anything(
             "",

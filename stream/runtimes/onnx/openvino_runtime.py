@@ -20,12 +20,13 @@ import numpy as np
 
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.model.registry import MODELS
 from depthstream.stream.runtimes.base import import_for, uses_bf16
 from depthstream.stream.runtimes.onnx.file_runtime import OnnxFileRuntime
 
 # The decoder's first layers, one 3x3 convolution per encoder stage; the ONNX
-# exporter names ops after the module path (``scratch.layer1_rn`` and so on,
-# fixed by the official checkpoint's keys).
+# exporter names ops after the module path (``layer1_rn`` and so on under the
+# registry's ``decoder_scope``, fixed by the official checkpoint's keys).
 DECODER_ENTRIES = tuple(f"/layer{i}_rn/" for i in range(1, 5))
 
 
@@ -34,10 +35,11 @@ def bf16_supported() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def encoder_outputs(model: Any) -> list[Any]:
+def encoder_outputs(model: Any, scope: str) -> list[Any]:
     """The encoder's four feature maps: the inputs of the decoder's entry convolutions."""
     outputs = []
-    for prefix in DECODER_ENTRIES:
+    for entry in DECODER_ENTRIES:
+        prefix = scope + entry
         convs = [
             op
             for op in model.get_ops()
@@ -49,16 +51,30 @@ def encoder_outputs(model: Any) -> list[Any]:
     return outputs
 
 
-def split_at_decoder(core: Any, path: Path) -> tuple[Any, Any]:
-    """The model at ``path`` as an encoder (image -> 4 features) and a decoder (4 features
+def read_folded(core: Any, path: Path) -> Any:
+    """The model at ``path`` with its constant subgraphs computed once, in f32.
+
+    Depth Anything's positional embedding is resized from the weights alone; left to
+    the bf16 hint, that resize gives NaN on grids other than the trained one.
+    """
+    from openvino import passes
+
+    model = core.read_model(str(path))
+    manager = passes.Manager()
+    manager.register_pass(passes.ConstantFolding())
+    manager.run_passes(model)
+    return model
+
+
+def split_at_decoder(whole: Any, scope: str) -> tuple[Any, Any]:
+    """The model ``whole`` as an encoder (image -> 4 features) and a decoder (4 features
     -> depth).  The encoder is taken from a clone: cutting the decoder off in place
     would leave a shared graph pointing at the new decoder inputs."""
     ov = import_for("openvino")
-    whole = core.read_model(str(path))
     copy = whole.clone()
-    encoder = ov.Model(encoder_outputs(copy), copy.get_parameters(), "encoder")
+    encoder = ov.Model(encoder_outputs(copy, scope), copy.get_parameters(), "encoder")
     inputs = []
-    for i, feature in enumerate(encoder_outputs(whole), start=1):
+    for i, feature in enumerate(encoder_outputs(whole, scope), start=1):
         param = ov.op.Parameter(feature.get_element_type(), feature.get_partial_shape())
         param.set_friendly_name(f"features{i}")
         for target in feature.get_target_inputs():
@@ -77,7 +93,9 @@ class OpenVinoRuntime(OnnxFileRuntime):
         if uses_bf16(precision) and not bf16_supported():
             raise UserError('this CPU has no bf16 support in OpenVINO; use precision = "fp32"')
         self._core = ov.Core()
-        self._core.set_property({"CACHE_DIR": str(cache_dir / "openvino")})
+        # One cache folder per precision: OpenVINO's key for a compiled model leaves the
+        # precision hint out, and a blob compiled for another hint can crash on import.
+        self._core.set_property({"CACHE_DIR": str(cache_dir / "openvino" / precision)})
         super().__init__(handle, cache_dir, precision, threads)
 
     def _compile(self, model: Any, hint: str) -> Any:
@@ -90,10 +108,12 @@ class OpenVinoRuntime(OnnxFileRuntime):
 
     def load(self, path: Path) -> list[Any]:
         """A chain of infer requests, each fed the previous one's outputs."""
+        model = read_folded(self._core, path)
         if self.precision.endswith("-decoder"):
-            encoder, decoder = split_at_decoder(self._core, path)
+            scope = MODELS[self.handle.model].decoder_scope
+            encoder, decoder = split_at_decoder(model, scope)
             return [self._compile(encoder, "f32"), self._compile(decoder, self._decoder_hint())]
-        return [self._compile(str(path), "bf16" if self.precision == "bf16" else "f32")]
+        return [self._compile(model, "bf16" if self.precision == "bf16" else "f32")]
 
     def _decoder_hint(self) -> str:
         """The decoder's float precision: bf16, except for int8-decoder on CPUs without it."""

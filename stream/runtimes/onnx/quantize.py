@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,47 +35,66 @@ from depthstream.capture.decode import spread_frames
 from depthstream.capture.sample import SAMPLE_PATH
 from depthstream.stream.errors import UserError
 from depthstream.stream.model.handle import WeightsHandle
+from depthstream.stream.model.registry import MODELS, ModelSpec
 from depthstream.stream.runtimes.cache_file import write_atomically
 from depthstream.stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
-from depthstream.stream.transform import to_net_input
+from depthstream.stream.transform import PREPROCESSING, Preprocessing, to_net_input
 
 log = logging.getLogger("depthstream")
 CALIBRATION_FRAMES = 32
 
 
-def calibration_inputs(shape: tuple[int, int], count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
-    """``count`` frames spread over the sample clip, as network inputs of ``shape``."""
+def calibration_inputs(
+    shape: tuple[int, int], prep: Preprocessing, count: int = CALIBRATION_FRAMES
+) -> list[np.ndarray]:
+    """``count`` frames spread over the sample clip, as network inputs of ``shape`` made
+    with the model's preprocessing ``prep``."""
     height, width = shape
+    target = min(shape) if prep.lower_bound else max(shape)  # the size that keeps ``shape``
     return [
-        to_net_input(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), max(shape))
+        to_net_input(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), target, prep)
         for rgb in spread_frames(SAMPLE_PATH, count)
     ]
 
 
-FLOAT_IN_DECODER = ("/out_conv/", "/output_conv/output_conv.4/")
+def decoder_inner_convs(model: Any, scope: str) -> list[str]:
+    """Names of the convolutions ``int8-decoder`` quantizes in the ONNX ``model``: those of
+    the fusion blocks and the output head but their 1x1 ``out_conv`` and the last one.
 
-
-def decoder_inner_convs(model: Any) -> list[str]:
-    """Names of the convolutions ``int8-decoder`` quantizes in the ONNX ``model``.
-
-    The exporter names nodes after the module path, fixed by the official
-    checkpoint's keys (``scratch.refinenetN``, ``scratch.output_conv``).
+    The exporter names nodes after the module path under ``scope`` (the registry's
+    ``decoder_scope``), fixed by the official checkpoint's keys (``refinenetN``,
+    ``output_conv``; Depth Anything's ``output_conv1``/``output_conv2``).
     """
+    convs = [node.name for node in model.graph.node if node.op_type == "Conv"]
     names = [
-        node.name
-        for node in model.graph.node
-        if node.op_type == "Conv"
-        and node.name.startswith(("/refinenet", "/output_conv/"))
-        and not any(part in node.name for part in FLOAT_IN_DECODER)
+        name
+        for name in convs[:-1]
+        if name.startswith((f"{scope}/refinenet", f"{scope}/output_conv"))
+        and "/out_conv/" not in name
     ]
     if not names:
         raise RuntimeError("cannot find the decoder's convolutions in the exported model")
     return names
 
 
-def quantize(fp32: Path, shape: tuple[int, int], out: Path, precision: str) -> None:
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """The quantizer warns on the root logger about each normalization weight it cannot
+    quantize per channel (a ViT has dozens); it quantizes those per tensor, as it should."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize(
+    fp32: Path, shape: tuple[int, int], out: Path, precision: str, spec: ModelSpec
+) -> None:
     """Calibrate min/max activation ranges on real frames and write the QDQ model
-    (``precision``: ``int8`` or ``int8-decoder``)."""
+    (``precision``: ``int8`` or ``int8-decoder``) of the model ``spec``."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -87,7 +107,8 @@ def quantize(fp32: Path, shape: tuple[int, int], out: Path, precision: str) -> N
 
     class Frames(CalibrationDataReader):
         def __init__(self) -> None:
-            self._inputs: Iterator[np.ndarray] = iter(calibration_inputs(shape))
+            prep = PREPROCESSING[spec.preprocessing]
+            self._inputs: Iterator[np.ndarray] = iter(calibration_inputs(shape, prep))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             net_input = next(self._inputs, None)
@@ -98,19 +119,22 @@ def quantize(fp32: Path, shape: tuple[int, int], out: Path, precision: str) -> N
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         nodes = None
         if precision == "int8-decoder":
-            nodes = decoder_inner_convs(onnx.load(str(prepared), load_external_data=False))
-        quantize_static(
-            str(prepared),
-            str(out),
-            Frames(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_quantize=nodes,
-            extra_options={"CalibMovingAverage": True},
-        )
+            nodes = decoder_inner_convs(
+                onnx.load(str(prepared), load_external_data=False), spec.decoder_scope
+            )
+        with _quiet_root_logger():
+            quantize_static(
+                str(prepared),
+                str(out),
+                Frames(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_quantize=nodes,
+                extra_options={"CalibMovingAverage": True},
+            )
 
 
 def int8_model(
@@ -121,7 +145,8 @@ def int8_model(
     if not path.is_file():
         fp32 = fp32_model(handle, shape, cache_dir, rewritten=True)
         log.info("quantizing the model (%s) for %dx%d input (cached afterwards)", precision, *shape)
-        if not write_atomically(path, lambda tmp: quantize(fp32, shape, tmp, precision)):
+        spec = MODELS[handle.model]
+        if not write_atomically(path, lambda tmp: quantize(fp32, shape, tmp, precision, spec)):
             raise UserError(
                 f"cannot write the int8 model under {path.parent}; set [model] cache_dir"
             )

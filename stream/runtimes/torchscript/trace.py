@@ -10,10 +10,10 @@ fusion switched on (see :mod:`stream.runtimes.torchscript.runtime`)
 convolutions, activations and residual adds then run as fused kernels
 without layout reorders between them.
 
-``bf16-decoder`` keeps the encoder in fp32 and runs the decoder (MiDaS's
-``scratch``: the refinement blocks and the output head, most of the network's
-arithmetic) in bf16.  Rounding in the encoder is what the synthetic weights
-amplify into a different depth map; rounding in the decoder stays small.
+``bf16-decoder`` keeps the encoder in fp32 and runs the decoder (the registry's
+``decoder``: MiDaS's ``scratch``, most of its arithmetic; Depth Anything's DPT
+``depth_head.scratch``) in bf16.  Rounding in the encoder is what the synthetic
+weights amplify into a different depth map; rounding in the decoder stays small.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from depthstream.stream.model.handle import WeightsHandle
-from depthstream.stream.model.registry import DEFAULT_MODEL
+from depthstream.stream.model.registry import DEFAULT_MODEL, MODELS
 from depthstream.stream.runtimes.cache_file import write_atomically
 from depthstream.stream.runtimes.torchscript.fold import fold_batchnorm
 
@@ -58,19 +58,19 @@ class Bf16(nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+    def forward(self, *args: torch.Tensor, **kwargs: list[int]) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.inner(*args)
+            return self.inner(*args, **kwargs)
 
 
 def trace(
-    model: nn.Module, shape: tuple[int, int], precision: str = "fp32"
+    model: nn.Module, shape: tuple[int, int], precision: str = "fp32", decoder: str = "scratch"
 ) -> torch.jit.ScriptModule:
     """Trace a channels-last, batch-norm-folded, rewritten copy of ``model`` at ``(H, W)``
     and freeze it.
 
     ``bf16`` traces the whole network under CPU autocast, ``bf16-decoder`` each
-    part of the decoder; either way the casts are recorded into the graph.
+    child of the ``decoder`` module; either way the casts are recorded into the graph.
     """
     # Imported here: the rewrites need timm and the model classes, which a warm start
     # (that only loads the traced file) never imports.
@@ -81,8 +81,9 @@ def trace(
     if precision == "bf16":
         net = Bf16(net)
     elif precision == "bf16-decoder":
-        for name, part in list(net.scratch.named_children()):
-            setattr(net.scratch, name, Bf16(part))
+        layers = net.get_submodule(decoder)
+        for name, part in list(layers.named_children()):
+            setattr(layers, name, Bf16(part))
     with torch.no_grad():
         traced = torch.jit.trace(net, example_input(shape), check_trace=False)
         return torch.jit.freeze(traced.eval())
@@ -108,6 +109,6 @@ def load_or_trace(
             except Exception as exc:
                 log.warning("trace cache %s unreadable (%s); tracing again", path, exc)
         log.info("tracing the model for %dx%d %s input (cached afterwards)", *shape, precision)
-        module = trace(handle.load().model, shape, precision)
+        module = trace(handle.load().model, shape, precision, MODELS[handle.model].decoder)
         write_atomically(path, lambda tmp: torch.jit.save(module, str(tmp)))
     return module
