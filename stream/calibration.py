@@ -26,6 +26,7 @@ from depthstream.stream.errors import UserError
 from depthstream.stream.stabilizer import Anchor
 
 MIN_SPREAD = 1e-3
+LOG_NOISE = 0.01  # a metric fit's least spread in log ratio: points within 3% are never outliers
 Point = tuple[float, float, float]  # x, y (pixels of the frame), metres
 
 
@@ -41,9 +42,10 @@ class Fit:
     model_rms_m: float | None = None  # a metric model's own error at the points
 
     @property
-    def model_factor(self) -> float:
-        """For a metric model: the measured distances over the model's own (1 / scale)."""
-        return 1.0 / self.scale
+    def model_factor(self) -> float | None:
+        """For a metric model's fit: the measured distances over the model's own (1 / scale);
+        None for a relative model's line, whose scale has no such meaning."""
+        return None if self.model_rms_m is None else 1.0 / self.scale
 
     def metres(self, inverse_depth: np.ndarray | float) -> np.ndarray:
         """Metric depth; inf where the line says "beyond infinity" (s*d + t <= 0)."""
@@ -56,7 +58,10 @@ def stored_fit(section: CalibrationConfig) -> Fit | None:
     """The conversion saved in ``[calibration]``, or None while uncalibrated (scale 0)."""
     if section.scale <= 0:
         return None
-    return Fit(section.scale, section.shift, section.rms_error_m, len(section.points), 0)
+    return Fit(
+        scale=section.scale, shift=section.shift, rms_error_m=section.rms_error_m,
+        used=len(section.points), rejected=0,
+    )  # fmt: skip
 
 
 def _checked(
@@ -85,11 +90,14 @@ def fit_factor(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
     keep = np.ones(d.size, bool)
     if d.size > 3:
         spread = 1.4826 * np.median(np.abs(logs - np.median(logs)))
-        keep = np.abs(logs - np.median(logs)) <= 3 * max(spread, 1e-9)
+        keep = np.abs(logs - np.median(logs)) <= 3 * max(spread, LOG_NOISE)
     factor = float(np.exp(np.median(logs[keep])))
     rms = float(np.sqrt(np.mean((factor * own[keep] - m[keep]) ** 2)))
     model_rms = float(np.sqrt(np.mean((own[keep] - m[keep]) ** 2)))
-    return Fit(1.0 / factor, 0.0, rms, int(keep.sum()), int((~keep).sum()), model_rms)
+    return Fit(
+        scale=1.0 / factor, shift=0.0, rms_error_m=rms, used=int(keep.sum()),
+        rejected=int((~keep).sum()), model_rms_m=model_rms,
+    )  # fmt: skip
 
 
 def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
@@ -117,9 +125,9 @@ def fit(inverse_depth: np.ndarray, metres: np.ndarray) -> Fit:
             "calibration is inconsistent: points that look nearer were given larger "
             "distances; check the points and their distances"
         )
-    result = Fit(s, t, 0.0, int(keep.sum()), int((~keep).sum()))
-    error = result.metres(d[keep]) - m[keep]
-    return Fit(s, t, float(np.sqrt(np.mean(error**2))), result.used, result.rejected)
+    line = Fit(scale=s, shift=t, rms_error_m=0.0, used=int(keep.sum()), rejected=int((~keep).sum()))
+    error = line.metres(d[keep]) - m[keep]
+    return dataclasses.replace(line, rms_error_m=float(np.sqrt(np.mean(error**2))))
 
 
 def sample_points(
@@ -152,14 +160,15 @@ def calibrate(
 def describe(result: Fit) -> str:
     """The fit in words: for a metric model, how far off its own metres were."""
     used = f"{result.used} point(s) ({result.rejected} rejected as outliers)"
-    if result.model_rms_m is None:
+    factor = result.model_factor
+    if factor is None:
         return (
             f"{used}: scale {result.scale:.6g}, shift {result.shift:.6g}, "
             f"rms error {result.rms_error_m:.3f} m"
         )
     return (
-        f"{used}: the model's distances times {result.model_factor:.3f} "
-        f"({abs(result.model_factor - 1):.0%} {'short' if result.model_factor > 1 else 'long'}); "
+        f"{used}: the model's distances times {factor:.3f} "
+        f"({abs(factor - 1):.0%} {'short' if factor > 1 else 'long'}); "
         f"rms error {result.model_rms_m:.3f} m before, {result.rms_error_m:.3f} m after"
     )
 

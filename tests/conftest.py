@@ -38,7 +38,11 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Keep downloads and traces out of the user's real cache."""
+    """Keep downloads and traces out of the user's real cache; uv keeps its own package
+    cache, so the install tests link what the setup already fetched instead of
+    downloading (and storing) torch again per run."""
+    real = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    os.environ.setdefault("UV_CACHE_DIR", str(real / "uv"))
     cache = tmp_path_factory.mktemp("xdg-cache")
     os.environ["XDG_CACHE_HOME"] = str(cache)
     os.environ.pop("DEPTHSTREAM_WEIGHTS", None)

@@ -98,6 +98,18 @@ def test_a_metric_models_points_fit_one_factor_and_say_how_far_off_it_was() -> N
         fit_factor(np.array([0.5]), np.array([-1.0]))
 
 
+def test_a_metric_fit_keeps_points_that_differ_only_by_a_tape_measures_noise() -> None:
+    """Three points agree exactly (no spread at all); two read 0.5% and 1% long, which is
+    noise, not a wrong point: all five are kept, and the one wrong reading still goes."""
+    own = np.array([1.0, 2.0, 4.0, 6.0, 8.0])
+    measured = 1.25 * own * np.array([1.0, 1.0, 1.0, 1.005, 1.01])
+    result = fit_factor(1.0 / own, measured)
+    assert result.rejected == 0 and result.model_factor == pytest.approx(1.25)
+    wrong = fit_factor(1.0 / np.append(own, 3.0), np.append(measured, 1.25 * 3.0 * 1.5))
+    assert wrong.rejected == 1 and wrong.used == 5
+    assert fit(1.0 / own, measured).model_factor is None  # a relative fit has no such factor
+
+
 def test_points_outside_the_image_are_refused() -> None:
     with pytest.raises(UserError, match="outside the 64x48 image"):
         sample_points(np.ones((48, 64)), [(10, 10), (64, 5)])

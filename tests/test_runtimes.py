@@ -340,7 +340,11 @@ def test_openvino_keeps_each_precisions_compiled_model_apart(tmp_path: Path) -> 
         assert proc.returncode == 0, proc.stderr
         return np.load(tmp_path / f"{cache}-{precision}.npy")
 
+    stale = tmp_path / "shared" / "depthstream" / "openvino" / "0123.blob"  # an old version's
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
     fp32 = depth("shared", "fp32")
+    assert not stale.exists() and list(stale.parent.glob("fp32/*.blob"))
     if not bf16_supported("openvino"):
         proc = run_synthetic("image", image, "--backend", "openvino", "--precision", "bf16")
         assert "bf16" in assert_clean_error(proc)

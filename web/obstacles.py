@@ -97,7 +97,7 @@ async def calibrate(request: web.Request) -> web.Response:
             "used": result.used,
             "rejected": result.rejected,
             # A metric model's: measured over its own distances, and its own rms error.
-            "model_factor": result.model_factor if depth.metric else None,
+            "model_factor": result.model_factor,
             "model_rms_error_m": result.model_rms_m,
             "saved_to": saved,
         }

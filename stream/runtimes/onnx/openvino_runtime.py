@@ -95,6 +95,9 @@ class OpenVinoRuntime(OnnxFileRuntime):
         self._core = ov.Core()
         # One cache folder per precision: OpenVINO's key for a compiled model leaves the
         # precision hint out, and a blob compiled for another hint can crash on import.
+        # Blobs from the shared folder of earlier versions are never read again.
+        for stale in (cache_dir / "openvino").glob("*.blob"):
+            stale.unlink(missing_ok=True)
         self._core.set_property({"CACHE_DIR": str(cache_dir / "openvino" / precision)})
         super().__init__(handle, cache_dir, precision, threads)
 
