@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from depthstream.stream.runtimes.base import import_for, uses_bf16
 from depthstream.stream.runtimes.onnx.export import INPUT_NAME, fp32_model, onnx_path
 from depthstream.stream.runtimes.registry import OPENERS, bf16_supported, open_runtime
 from depthstream.stream.runtimes.torchscript.thread_bound import ThreadBoundRuntime
-from tests.conftest import DATA, assert_clean_error, run_synthetic
+from tests.conftest import DATA, assert_clean_error, require, run_synthetic
 
 PATHS = [(b, p) for b, offered in BACKENDS.items() for p in offered.precisions]
 CASES = [DATA / "cases" / name for name in ("camera", "chelsea")]
@@ -353,3 +354,23 @@ def test_openvino_keeps_each_precisions_compiled_model_apart(tmp_path: Path) -> 
     alone = depth("own", "bf16")
     np.testing.assert_array_equal(after_fp32, alone)
     assert not np.array_equal(alone, fp32)
+
+
+def test_quantizing_drops_only_the_quantizers_own_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During an int8 build the quantizer's root-logger warnings are dropped; a warning
+    from anywhere else (another thread of a running ``serve``) still reaches the log."""
+    require(importlib.util.find_spec("onnxruntime") is not None, "onnxruntime is missing")
+    import logging
+
+    import onnxruntime.quantization.base_quantizer as quantizer
+
+    from depthstream.stream.runtimes.onnx.quantize import _without_quantizer_warnings
+
+    code = compile("import logging\nlogging.warning('per tensor')", quantizer.__file__, "exec")
+    with caplog.at_level(logging.WARNING), _without_quantizer_warnings():
+        exec(code, {})  # logged as if from the quantizer's own file
+        logging.warning("elsewhere")
+    exec(code, {})
+    assert [r.getMessage() for r in caplog.records] == ["elsewhere", "per tensor"]
